@@ -1,0 +1,8 @@
+"""fastloss: PyTorch's loss functions on NumPy arrays, on the CPU, fused and fast."""
+from . import functional
+from ._dispatch import Backend, Unsupported, register_backend, show_backends, use_backend
+from ._grad import value_and_grad
+from ._registry import LOSSES
+from .functional import *  # noqa: F401,F403
+
+__version__ = "0.1.0"

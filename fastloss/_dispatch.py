@@ -1,0 +1,160 @@
+"""Backend discovery and selection.
+
+A backend is a module of kernels, found by name (``ce_class_fwd``, ``mse_vg`` ...), all
+backends sharing one signature per kernel name (see ``fastloss._reference``). The choice
+comes, in this order, from ``backend=`` on the call, the innermost ``use_backend`` block,
+the ``FASTLOSS_BACKEND`` environment variable, else ``"auto"``. ``auto`` tries the backends
+in order of speed; a backend that lacks a kernel, or whose kernel raises ``Unsupported``
+for a case, falls through to the next one, ending at the NumPy reference that has them all.
+"""
+import contextlib
+import contextvars
+import importlib
+import os
+
+AUTO = "auto"
+
+
+class Unsupported(Exception):
+    """Raised by a backend's kernel wrapper for a case it does not handle; the call then
+    falls through to the next backend."""
+
+
+class Backend:
+    """A named, lazily imported module of kernels."""
+
+    def __init__(self, name, module=None, kernels=None, doc=""):
+        self.name = name
+        self.doc = doc
+        self._module_name = module
+        self._kernels = kernels      # a dict, for backends made in Python (tests, plug-ins)
+        self.error = None            # why it did not load, when it did not
+        self._loaded = kernels is not None
+
+    def _load(self):
+        if not self._loaded:
+            self._loaded = True
+            try:
+                module = importlib.import_module(self._module_name)
+                self._kernels = vars(module)
+            except Exception as exc:  # a missing compiler or package must not break fastloss
+                self.error = f"{type(exc).__name__}: {exc}"
+                self._kernels = None
+        return self._kernels
+
+    @property
+    def available(self):
+        return self._load() is not None
+
+    def kernel(self, name):
+        kernels = self._load()
+        return None if kernels is None else kernels.get(name)
+
+    def kernel_names(self, suffixes=("_fwd", "_vg")):
+        kernels = self._load() or {}
+        return sorted(k for k, v in kernels.items() if callable(v) and k.endswith(suffixes))
+
+
+# Fastest first: the order `auto` tries them in.
+_BACKENDS = {
+    "c": Backend("c", "fastloss._cffi", doc="C kernels compiled through cffi"),
+    "numba": Backend("numba", "fastloss._numba", doc="Numba @njit(parallel=True) kernels"),
+    "numpy": Backend("numpy", "fastloss._reference", doc="NumPy reference (always present)"),
+}
+_AUTO_ORDER = ["c", "numba", "numpy"]
+_current = contextvars.ContextVar("fastloss_backend", default=None)
+_cache = {}
+
+
+def register_backend(backend, first=True):
+    """Add (or replace) a backend; `first` puts it at the front of the `auto` order."""
+    _BACKENDS[backend.name] = backend
+    if backend.name in _AUTO_ORDER:
+        _AUTO_ORDER.remove(backend.name)
+    _AUTO_ORDER.insert(0 if first else len(_AUTO_ORDER) - 1, backend.name)
+    _cache.clear()
+
+
+def unregister_backend(name):
+    if name in ("numpy",):
+        raise ValueError("the NumPy reference backend cannot be removed")
+    _BACKENDS.pop(name, None)
+    if name in _AUTO_ORDER:
+        _AUTO_ORDER.remove(name)
+    _cache.clear()
+
+
+def backend_names():
+    return list(_AUTO_ORDER)
+
+
+def current_choice(backend=None):
+    return backend or _current.get() or os.environ.get("FASTLOSS_BACKEND") or AUTO
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Run the block with `name` ("auto", "numba", "c", "numpy") as the default backend."""
+    _check_name(name)
+    token = _current.set(name)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def _check_name(name):
+    if name != AUTO and name not in _BACKENDS:
+        raise ValueError(f"backend: expected 'auto' or one of {', '.join(map(repr, _AUTO_ORDER))}, "
+                         f"got {name!r}")
+
+
+def candidates(kernel_name, backend=None):
+    """The (backend name, kernel) pairs to try for `kernel_name`, best first."""
+    choice = current_choice(backend)
+    key = (kernel_name, choice)
+    found = _cache.get(key)
+    if found is None:
+        _check_name(choice)
+        if choice == AUTO:
+            order = _AUTO_ORDER
+        else:
+            chosen = _BACKENDS[choice]
+            if not chosen.available:
+                raise RuntimeError(f"backend {choice!r} was asked for but is not available: "
+                                   f"{chosen.error} (see fastloss.show_backends())")
+            order = [choice] + [b for b in _AUTO_ORDER if b != choice]
+        found = []
+        for name in order:
+            k = _BACKENDS[name].kernel(kernel_name)
+            if k is not None:
+                found.append((name, k))
+        if not found:
+            raise LookupError(f"no backend provides kernel {kernel_name!r}")
+        _cache[key] = found = tuple(found)
+    return found
+
+
+def call(kernel_name, args, backend=None):
+    """Run a kernel on the chosen backend, falling through on `Unsupported`.
+    Returns (result, name of the backend that ran it)."""
+    for name, k in candidates(kernel_name, backend):
+        try:
+            return k(*args), name
+        except Unsupported:
+            continue
+    raise LookupError(f"every backend declined kernel {kernel_name!r} for these arguments")
+
+
+def show_backends(file=None):
+    """Print which backends loaded, what each provides, and why any did not load."""
+    lines = [f"fastloss backends (auto order: {' > '.join(_AUTO_ORDER)}; "
+             f"current choice: {current_choice()})"]
+    for name in _AUTO_ORDER:
+        b = _BACKENDS[name]
+        if b.available:
+            lines.append(f"  {name:<6} available  {len(b.kernel_names()):3d} kernels  {b.doc}")
+        else:
+            lines.append(f"  {name:<6} missing    {b.error}")
+    print("\n".join(lines), file=file)
+    return {name: (_BACKENDS[name].available, _BACKENDS[name].error) for name in _AUTO_ORDER}

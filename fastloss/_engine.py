@@ -1,0 +1,174 @@
+"""Runs a validated loss call on a backend: the forward and the fused value-and-gradient.
+
+The kernel contract, shared by every backend (the NumPy reference defines it):
+
+    <kernel>_fwd(*arrays, *params, loss_out) -> float
+    <kernel>_vg(*arrays, *params, gscale, gvec, loss_out, *grad_outs) -> float
+
+`arrays` are C-contiguous, `params` plain Python numbers. Both return the float64 sum of
+the per-item losses. `loss_out` is a 1-D array of one slot per item (written) or of length
+0 (not written). `_vg` also writes into each `grad_outs[k]` (shaped like the k-th
+differentiable array) the gradient of sum_i c_i * loss_i, where c_i = gscale * gvec[i],
+or c_i = gscale when gvec has length 0. Kernels never see reduction names or axes.
+"""
+import operator
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _dispatch
+from ._reduction import grad_scale, reduce_total
+
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
+          np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+class Prepared(NamedTuple):
+    """A loss call after validation, ready for any backend."""
+    kernel: str          # base kernel name: "<kernel>_fwd" / "<kernel>_vg"
+    arrays: tuple        # C-contiguous arrays, passed first
+    params: tuple        # plain numbers, passed next
+    dtype: np.dtype      # result dtype
+    item_shape: tuple    # shape of the reduction="none" result
+    reduction: str       # "none" | "sum" | "mean"
+    denom: float         # what "mean" divides the sum by (0 gives NaN)
+    wrt: tuple           # per differentiable argument: (index in arrays, its shape as passed,
+                         #   the broadcast shape the kernel saw it as)
+    targets: tuple = None  # class-index targets to check before the kernel runs:
+                           #   (name, target, weight, n_classes, ignore_index or None);
+                           #   a denom of None becomes the summed weight of counted targets
+
+    @property
+    def n_items(self):
+        n = 1
+        for s in self.item_shape:
+            n *= s
+        return n
+
+
+def check_targets(prep, backend=None):
+    """Range-check class indices with the `class_targets` kernel (which cannot raise, so
+    it reports the first bad position) and fill in a weight-sum denominator."""
+    name, target, weight, n_classes, ignore_index = prep.targets
+    use_ignore = ignore_index is not None
+    (wsum, bad), _ = _dispatch.call(
+        "class_targets", (target, weight, n_classes, ignore_index if use_ignore else 0,
+                          use_ignore), backend)
+    if bad >= 0:
+        value = int(target.reshape(-1)[bad])
+        extra = f" and is not ignore_index={ignore_index}" if use_ignore else ""
+        raise IndexError(f"{name}: class index {value} at flat position {bad} is out of "
+                         f"range [0, {n_classes}){extra}")
+    return prep._replace(denom=wsum) if prep.denom is None else prep
+
+
+def forward(prep, backend=None):
+    if prep.targets is not None:
+        prep = check_targets(prep, backend)
+    if prep.reduction == "none":
+        loss_out = np.empty(prep.n_items, dtype=prep.dtype)
+        _dispatch.call(prep.kernel + "_fwd", (*prep.arrays, *prep.params, loss_out), backend)
+        return loss_out.reshape(prep.item_shape)
+    total, _ = _dispatch.call(prep.kernel + "_fwd",
+                              (*prep.arrays, *prep.params, _EMPTY[prep.dtype]), backend)
+    return reduce_total(total, prep.reduction, prep.denom, prep.dtype)
+
+
+def value_and_grad(prep, which, grad_output=None, out=None, backend=None):
+    """Loss value and the gradients of the differentiable arguments numbered `which`
+    (positions in prep.wrt). `out` is None or one array per entry of `which`."""
+    if prep.targets is not None:
+        prep = check_targets(prep, backend)
+    dtype = prep.dtype
+    if prep.reduction == "none":
+        loss_out = np.empty(prep.n_items, dtype=dtype)
+        gscale = 1.0
+        if grad_output is None:
+            gvec = np.ones(prep.n_items, dtype=dtype)
+        else:
+            g = np.asarray(grad_output)
+            if g.shape != prep.item_shape:
+                raise ValueError(f"grad_output: expected shape {prep.item_shape} (the shape of "
+                                 f"the unreduced loss), got {g.shape}")
+            gvec = np.ascontiguousarray(g, dtype=dtype).reshape(-1)
+    else:
+        loss_out = _EMPTY[dtype]
+        g = 1.0 if grad_output is None else grad_output
+        if np.ndim(g) != 0:
+            raise ValueError(f"grad_output: expected a scalar for reduction={prep.reduction!r}, "
+                             f"got shape {np.shape(g)}")
+        gscale = grad_scale(prep.reduction, prep.denom, g)
+        gvec = _EMPTY[dtype]
+
+    outs = [None] * len(prep.wrt)
+    for k, user_out in zip(which, out if out is not None else [None] * len(which)):
+        outs[k] = user_out
+    grad_bufs = []
+    for (index, shape, _), user_out in zip(prep.wrt, outs):
+        canonical = prep.arrays[index]
+        if user_out is not None:
+            _check_out(user_out, shape, dtype)
+        if (user_out is not None and user_out.flags.c_contiguous
+                and canonical.size == user_out.size
+                and not any(np.may_share_memory(user_out, a) for a in prep.arrays)):
+            grad_bufs.append(user_out.reshape(canonical.shape))   # a view: written in place
+        else:
+            grad_bufs.append(np.empty(canonical.shape, dtype=dtype))
+
+    total, _ = _dispatch.call(
+        prep.kernel + "_vg",
+        (*prep.arrays, *prep.params, gscale, gvec, loss_out, *grad_bufs), backend)
+
+    if prep.reduction == "none":
+        value = loss_out.reshape(prep.item_shape)
+    else:
+        value = reduce_total(total, prep.reduction, prep.denom, dtype)
+    grads = []
+    for k in which:
+        (index, shape, full), buf, user_out = prep.wrt[k], grad_bufs[k], outs[k]
+        grad = _sum_to(buf, shape, full)
+        if user_out is not None:
+            if not np.may_share_memory(grad, user_out):
+                np.copyto(user_out, grad)
+            grad = user_out
+        grads.append(grad)
+    return value, grads
+
+
+def _check_out(out, shape, dtype):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out: expected a NumPy array, got {type(out).__name__}")
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ValueError(f"out: expected an array of shape {tuple(shape)} and dtype {dtype}, "
+                         f"got shape {out.shape} and dtype {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out: the array is read-only")
+
+
+def _sum_to(grad, shape, full):
+    """Undo broadcasting: sum `grad`, laid out as `full`, down to `shape`."""
+    shape, full = tuple(shape), tuple(full)
+    if shape == full:
+        return grad.reshape(shape)
+    g = grad.reshape(full)
+    lead = len(full) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
+                                      if s == 1 and full[lead + i] != 1)
+    return g.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def argnums_to_positions(spec, argnums):
+    """Map argnums (an index or name, or a tuple of them) to positions in spec.differentiable."""
+    single = not isinstance(argnums, (tuple, list))
+    items = (argnums,) if single else tuple(argnums)
+    params = spec.parameters
+    positions = []
+    for a in items:
+        name = a if isinstance(a, str) else (params[operator.index(a)]
+                                             if -len(params) <= operator.index(a) < len(params)
+                                             else None)
+        if name not in spec.differentiable:
+            raise ValueError(f"argnums: {spec.name} is differentiable in "
+                             f"{', '.join(spec.differentiable)}, not in {a!r}")
+        positions.append(spec.differentiable.index(name))
+    return single, tuple(positions)

@@ -1,0 +1,54 @@
+"""Fused value-and-gradient: the training entry point, and the contract a torch autograd
+bridge builds on."""
+from . import _engine
+from ._registry import spec_of
+
+
+def value_and_grad(loss_fn, argnums=0):
+    """Wrap a fastloss loss so that it returns ``(loss, grad)`` in one pass.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        A public fastloss loss, e.g. ``fastloss.cross_entropy``.
+    argnums : int, str or tuple of them, default 0
+        Which arguments to differentiate, by position or name. Each must be one of the
+        loss's floating inputs (``input``; ``input1``/``input2``; ``anchor``/``positive``/
+        ``negative``; ``input``/``var`` for ``gaussian_nll_loss``).
+
+    Returns
+    -------
+    callable
+        ``f(*args, grad_output=None, out=None, backend=None, **kwargs) -> (loss, grad)``
+        taking the loss's own arguments. ``loss`` is what ``loss_fn`` returns. ``grad`` is
+        the gradient of ``loss`` (times ``grad_output``) with respect to the chosen argument,
+        shaped like it, or a tuple of them when ``argnums`` is a tuple — the same numbers
+        ``loss.backward(grad_output)`` gives in PyTorch.
+
+        ``grad_output`` is a scalar for ``reduction="mean"``/``"sum"`` (default 1) and an
+        array shaped like the unreduced loss for ``reduction="none"`` (default ones).
+        ``out`` is an array (a tuple of arrays, for a tuple ``argnums``) of the gradient's
+        shape and dtype to write into; reusing it across calls saves an allocation.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> x = np.array([[2.0, 0.0, -1.0]]); t = np.array([0])
+    >>> loss, g = fastloss.value_and_grad(fastloss.cross_entropy)(x, t)
+    >>> g.shape
+    (1, 3)
+    """
+    spec = spec_of(loss_fn)
+    single, positions = _engine.argnums_to_positions(spec, argnums)
+
+    def loss_and_grad(*args, grad_output=None, out=None, backend=None, **kwargs):
+        prep = spec.prepare(*args, **kwargs)
+        outs = None if out is None else ((out,) if single else tuple(out))
+        if outs is not None and len(outs) != len(positions):
+            raise ValueError(f"out: expected {len(positions)} arrays, got {len(outs)}")
+        value, grads = _engine.value_and_grad(prep, positions, grad_output, outs, backend)
+        return value, (grads[0] if single else tuple(grads))
+
+    loss_and_grad.__name__ = f"value_and_grad_{spec.name}"
+    loss_and_grad.__doc__ = f"Value and gradient of fastloss.{spec.name}; see value_and_grad."
+    return loss_and_grad

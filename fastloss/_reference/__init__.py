@@ -1,0 +1,5 @@
+"""The NumPy reference backend: every kernel of the contract in fastloss._engine, written
+plainly in float64. Each family module defines its kernels; this namespace is what the
+dispatcher looks kernels up in."""
+from .classification import *  # noqa: F401,F403
+from .regression import *  # noqa: F401,F403

@@ -1,0 +1,39 @@
+"""Thread count for the parallel backends, in one place.
+
+Default: FASTLOSS_NUM_THREADS, else NUMBA_NUM_THREADS, else the CPUs this process may use.
+"""
+import os
+
+_num_threads = None
+
+
+def _default():
+    for var in ("FASTLOSS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        value = os.environ.get(var)
+        if value:
+            return max(1, int(value))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def get_num_threads():
+    """The number of threads fastloss's parallel kernels use."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default()
+    return _num_threads
+
+
+def set_num_threads(n):
+    """Set the number of threads fastloss's parallel kernels use (>= 1)."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+    _num_threads = n
+    for hook in _on_change:
+        hook(n)
+
+
+_on_change = []   # backends register a callback here to apply a new count

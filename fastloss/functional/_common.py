@@ -1,0 +1,58 @@
+"""Shared preparation for the losses: the pieces every family's validation uses."""
+import numpy as np
+
+from .._engine import Prepared
+from .._reduction import check_reduction
+from .._validate import broadcast_shape, contiguous, float_array, result_dtype
+
+__all__ = ["Prepared", "check_reduction", "pointwise"]
+
+
+def pointwise(kernel, input, target, reduction, params=(), weight=None, weight_mean=False,
+              broadcast="warn", target_name="target", extra=()):
+    """Prepare a loss computed element by element on input and target.
+
+    broadcast: "warn" (broadcast with torch's warning), "silent" or "same" (shapes must
+    match). weight: same shape as input (torch's rule) or None; weight_mean: "mean" divides
+    by the summed weight instead of the element count. extra: more (name, array) pairs
+    broadcast with input and target and passed to the kernel after them.
+    """
+    check_reduction(reduction)
+    x = float_array(input, "input")
+    t = float_array(target, target_name, dtype=None if _is_float(target) else x.dtype)
+    named = [("input", x), (target_name, t), *[(n, float_array(a, n)) for n, a in extra]]
+    dtype = result_dtype(*[a for _, a in named])
+    shape = x.shape
+    for name, a in named[1:]:
+        if broadcast == "same":
+            if a.shape != x.shape:
+                raise ValueError(f"{name}: expected the same shape as input {x.shape}, "
+                                 f"got {a.shape}")
+        else:
+            shape = broadcast_shape(shape, a.shape, "input", name,
+                                    warn=broadcast == "warn")
+    arrays = [_flat(a, shape, dtype) for _, a in named]
+    denom = float(np.prod(shape, dtype=np.float64))
+    if weight is not None:
+        w = float_array(weight, "weight", dtype=dtype)
+        if w.shape != x.shape:
+            raise ValueError(f"weight: expected the same shape as input {x.shape}, "
+                             f"got {w.shape}")
+        if weight_mean:
+            denom = float(np.sum(w, dtype=np.float64))
+        arrays.append(_flat(w, shape, dtype))
+    else:
+        arrays.append(np.empty(0, dtype))
+    return Prepared(kernel, tuple(arrays), tuple(params), dtype, tuple(shape), reduction,
+                    denom, ((0, x.shape, tuple(shape)),))
+
+
+def _is_float(a):
+    return np.asarray(a).dtype.kind == "f" if not type(a).__module__.startswith("torch") \
+        else a.is_floating_point()
+
+
+def _flat(a, shape, dtype):
+    if a.shape != tuple(shape):
+        a = np.broadcast_to(a, shape)
+    return contiguous(a, dtype).reshape(-1)

@@ -1,0 +1,50 @@
+"""Test cases per loss, shared by every test (vs torch, vs the reference, gradients,
+golden fixtures) and by the benchmarks' correctness check.
+
+A case is a function of the dtype returning (args, kwargs) for the loss, made from a
+seeded generator so it is the same on every run. The harness adds `reduction` (each of
+`Case.reductions`) itself, so cases never set it.
+"""
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Case:
+    loss: str                  # registry name
+    id: str                    # unique within the loss
+    make: object               # make(dtype, rng) -> (args, kwargs)
+    reductions: tuple = ("none", "mean", "sum")
+    grad: bool = True          # compare gradients too
+    fd: bool = True            # include in the finite-difference check (smooth at the point)
+    rtol32: float = 2e-5       # float32 tolerance against torch
+
+    def build(self, dtype):
+        rng = np.random.default_rng(zlib.crc32(f"{self.loss}/{self.id}".encode()))
+        return self.make(np.dtype(dtype), rng)
+
+
+def rows(loss, table, **common):
+    """[Case] from {id: make} (or {id: (make, {Case options})})."""
+    out = []
+    for case_id, item in table.items():
+        make, opts = (item if isinstance(item, tuple) else (item, {}))
+        out.append(Case(loss, case_id, make, **{**common, **opts}))
+    return out
+
+
+def _collect():
+    """Every module in this package is a family; each defines CASES, a list of Case."""
+    import importlib
+    import pkgutil
+    cases = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for c in module.CASES:
+            cases.setdefault(c.loss, []).append(c)
+    return cases
+
+
+CASES = _collect()

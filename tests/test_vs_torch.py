@@ -1,0 +1,25 @@
+"""Every loss x case x reduction x dtype, values and gradients, against torch."""
+import numpy as np
+import pytest
+
+from conftest import case_params
+from helpers import assert_close, run_fastloss, run_torch, tolerance
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("case,dtype,reduction", case_params())
+def test_matches_torch(case, dtype, reduction):
+    args, kwargs = case.build(dtype)
+    value, grads, value_vg = run_fastloss(case.loss, args, kwargs, reduction)
+    t_value, t_grads = run_torch(case.loss, args, kwargs, reduction)
+    rtol = tolerance(dtype, case)
+    assert value.dtype == t_value.dtype, (value.dtype, t_value.dtype)
+    assert_close(value, t_value, rtol, "value")
+    assert_close(value_vg, t_value, rtol, "value from value_and_grad")
+    if case.grad:
+        assert set(grads) == set(t_grads)
+        for name in grads:
+            assert grads[name].dtype == t_grads[name].dtype
+            assert_close(grads[name], t_grads[name], rtol, f"grad of {name}")
