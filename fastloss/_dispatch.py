@@ -3,7 +3,8 @@
 A backend is a module of kernels, found by name (``ce_class_fwd``, ``mse_vg`` ...), all
 backends sharing one signature per kernel name (see ``fastloss._reference``). The choice
 comes, in this order, from ``backend=`` on the call, the innermost ``use_backend`` block,
-the ``FASTLOSS_BACKEND`` environment variable, else ``"auto"``. ``auto`` tries the backends
+the ``FASTLOSS_BACKEND`` environment variable (read when fastloss is imported), else
+``"auto"``. ``auto`` tries the backends
 in order of speed; a backend that lacks a kernel, or whose kernel raises ``Unsupported``
 for a case, falls through to the next one, ending at the NumPy reference that has them all.
 """
@@ -63,6 +64,8 @@ _BACKENDS = {
 }
 _AUTO_ORDER = ["c", "numba", "numpy"]
 _current = contextvars.ContextVar("fastloss_backend", default=None)
+# Read once, at import (like NUMBA_NUM_THREADS): a per-call os.environ lookup costs ~1 us.
+_ENV_CHOICE = os.environ.get("FASTLOSS_BACKEND") or None
 _cache = {}
 
 
@@ -89,7 +92,7 @@ def backend_names():
 
 
 def current_choice(backend=None):
-    return backend or _current.get() or os.environ.get("FASTLOSS_BACKEND") or AUTO
+    return backend or _current.get() or _ENV_CHOICE or AUTO
 
 
 @contextlib.contextmanager

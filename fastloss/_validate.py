@@ -16,6 +16,8 @@ INDEX_KINDS = "iu"
 
 def to_numpy(x, name):
     """`np.asarray` that also takes torch tensors (detached, on the CPU) and rejects objects."""
+    if type(x) is np.ndarray and x.dtype.kind in "fiub":   # the common case, kept cheap
+        return x
     if type(x).__module__.startswith("torch"):
         x = x.detach().cpu()
         if str(x.dtype) in ("torch.bfloat16",):  # numpy has no bfloat16
@@ -92,6 +94,8 @@ def broadcast_shape(a, b, name_a, name_b, warn=True):
 
 
 def real(x, name):
+    if type(x) is float:
+        return x
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "fiu":
             return float(x)
@@ -106,15 +110,20 @@ def boolean(x, name):
 
 
 def integer(x, name):
+    if type(x) is int:
+        return x
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {x!r}")
     return int(x)
 
 
+_NO_WEIGHT = {d: np.empty(0, d) for d in FLOAT_DTYPES}
+
+
 def class_weight(weight, n_classes, dtype, name="weight"):
     """A 1-D per-class weight of length n_classes, or an empty array when None."""
     if weight is None:
-        return np.empty(0, dtype=dtype)
+        return _NO_WEIGHT[dtype]
     w = float_array(weight, name, dtype=dtype)
     if w.ndim != 1 or w.shape[0] != n_classes:
         raise ValueError(f"{name}: expected a 1-D array of {n_classes} class weights, "

@@ -102,7 +102,7 @@ def test_context_manager_and_environment(dummy, monkeypatch):
         with fastloss.use_backend("dummy"):
             assert float(fastloss.mse_loss(X, T, reduction="sum")) == 126.0
         assert float(fastloss.mse_loss(X, T, reduction="sum")) == 21.0
-    monkeypatch.setenv("FASTLOSS_BACKEND", "numpy")
+    monkeypatch.setattr(_dispatch, "_ENV_CHOICE", "numpy")   # as if set at import
     assert float(fastloss.mse_loss(X, T, reduction="sum")) == 21.0
     # an explicit argument beats the context, which beats the environment
     with fastloss.use_backend("dummy"):
@@ -116,13 +116,13 @@ def test_unknown_and_unavailable_backends_raise(monkeypatch):
     with pytest.raises(ValueError, match="backend"):
         with fastloss.use_backend("nope"):
             pass
-    monkeypatch.setenv("FASTLOSS_BACKEND", "nope")
+    monkeypatch.setattr(_dispatch, "_ENV_CHOICE", "nope")
     with pytest.raises(ValueError, match="backend"):
         fastloss.mse_loss(X, T)
     broken = fastloss.Backend("broken", module="fastloss._no_such_module")
     fastloss.register_backend(broken, first=False)
     try:
-        monkeypatch.delenv("FASTLOSS_BACKEND")
+        monkeypatch.setattr(_dispatch, "_ENV_CHOICE", None)
         with pytest.raises(RuntimeError, match="not available"):
             fastloss.mse_loss(X, T, backend="broken")
         assert float(fastloss.mse_loss(X, T, reduction="sum")) == 21.0   # auto skips it
@@ -139,3 +139,14 @@ def test_show_backends_reports_every_backend(capsys):
         assert name in text
         if not ok:
             assert why and why in text
+
+
+def test_environment_variable_is_read_at_import():
+    import subprocess
+    import sys
+    code = ("import fastloss, numpy as np; from fastloss import _dispatch; "
+            "print(_dispatch.current_choice(), _dispatch.candidates('mse_fwd')[0][0])")
+    env = {**__import__("os").environ, "FASTLOSS_BACKEND": "numpy"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["numpy", "numpy"]

@@ -1,4 +1,6 @@
 """Shared preparation for the losses: the pieces every family's validation uses."""
+import math
+
 import numpy as np
 
 from .._engine import Prepared
@@ -9,13 +11,19 @@ __all__ = ["Prepared", "check_reduction", "pointwise"]
 
 
 def pointwise(kernel, input, target, reduction, params=(), weight=None, weight_mean=False,
-              broadcast="warn", target_name="target", extra=()):
+              broadcast="warn", target_name="target", extra=(), weights=None):
     """Prepare a loss computed element by element on input and target.
 
     broadcast: "warn" (broadcast with torch's warning), "silent" or "same" (shapes must
     match). weight: same shape as input (torch's rule) or None; weight_mean: "mean" divides
     by the summed weight instead of the element count. extra: more (name, array) pairs
     broadcast with input and target and passed to the kernel after them.
+
+    weights: None (the single ``weight`` slot above), or a tuple of (name, array or None)
+    that replaces it: each array must broadcast to the loss shape without enlarging it
+    (torch's rule for BCE's ``weight`` and ``pos_weight``) and is passed to the kernel,
+    in order, after the extra arrays; None passes an empty array. ``weights=()`` gives the
+    kernel no weight slot at all.
     """
     check_reduction(reduction)
     x = float_array(input, "input")
@@ -32,8 +40,12 @@ def pointwise(kernel, input, target, reduction, params=(), weight=None, weight_m
             shape = broadcast_shape(shape, a.shape, "input", name,
                                     warn=broadcast == "warn")
     arrays = [_flat(a, shape, dtype) for _, a in named]
-    denom = float(np.prod(shape, dtype=np.float64))
-    if weight is not None:
+    denom = float(math.prod(shape))
+    if weights is not None:
+        for name, a in weights:
+            arrays.append(np.empty(0, dtype) if a is None
+                          else _flat(_broadcast_weight(a, name, shape, dtype), shape, dtype))
+    elif weight is not None:
         w = float_array(weight, "weight", dtype=dtype)
         if w.shape != x.shape:
             raise ValueError(f"weight: expected the same shape as input {x.shape}, "
@@ -45,6 +57,19 @@ def pointwise(kernel, input, target, reduction, params=(), weight=None, weight_m
         arrays.append(np.empty(0, dtype))
     return Prepared(kernel, tuple(arrays), tuple(params), dtype, tuple(shape), reduction,
                     denom, ((0, x.shape, tuple(shape)),))
+
+
+def _broadcast_weight(a, name, shape, dtype):
+    """A weight that must broadcast to the loss shape `shape` without enlarging it."""
+    w = float_array(a, name, dtype=dtype)
+    try:
+        ok = np.broadcast_shapes(w.shape, tuple(shape)) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected a shape that broadcasts to the loss shape "
+                         f"{tuple(shape)}, got {w.shape}")
+    return w
 
 
 def _is_float(a):

@@ -1,5 +1,6 @@
 """Class losses over a class axis: NLL and cross-entropy."""
-import numpy as np
+import math
+
 
 from .._registry import loss
 from .._validate import (class_weight, contiguous, float_array, index_array, integer, real,
@@ -17,7 +18,7 @@ def class_layout(x, name="input"):
     if x.ndim == 1:
         return (1, x.shape[0], 1), ()
     n, c = x.shape[:2]
-    d = int(np.prod(x.shape[2:], dtype=np.int64))
+    d = math.prod(x.shape[2:])
     return (n, c, d), (n, *x.shape[2:])
 
 
