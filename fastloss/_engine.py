@@ -33,7 +33,9 @@ class Prepared(NamedTuple):
     reduction: str       # "none" | "sum" | "mean"
     denom: float         # what "mean" divides the sum by (0 gives NaN)
     wrt: tuple           # per differentiable argument: (index in arrays, its shape as passed,
-                         #   the broadcast shape the kernel saw it as)
+                         #   the broadcast shape the kernel saw it as[, its shape aligned for
+                         #   that broadcast, when it differs from the passed shape: a var of
+                         #   shape (N,) used as (N, 1) by gaussian_nll_loss])
     targets: tuple = None  # class-index targets to check before the kernel runs:
                            #   (name, target, weight, n_classes, ignore_index or None);
                            #   a denom of None becomes the summed weight of counted targets
@@ -104,7 +106,7 @@ def value_and_grad(prep, which, grad_output=None, out=None, backend=None):
     for k, user_out in zip(which, out if out is not None else [None] * len(which)):
         outs[k] = user_out
     grad_bufs = []
-    for (index, shape, _), user_out in zip(prep.wrt, outs):
+    for (index, shape, *_), user_out in zip(prep.wrt, outs):
         canonical = prep.arrays[index]
         if user_out is not None:
             _check_out(user_out, shape, dtype)
@@ -125,8 +127,8 @@ def value_and_grad(prep, which, grad_output=None, out=None, backend=None):
         value = reduce_total(total, prep.reduction, prep.denom, dtype)
     grads = []
     for k in which:
-        (index, shape, full), buf, user_out = prep.wrt[k], grad_bufs[k], outs[k]
-        grad = _sum_to(buf, shape, full)
+        (index, shape, full, *aligned), buf, user_out = prep.wrt[k], grad_bufs[k], outs[k]
+        grad = _sum_to(buf, aligned[0] if aligned else shape, full).reshape(shape)
         if user_out is not None:
             if not np.may_share_memory(grad, user_out):
                 np.copyto(user_out, grad)
