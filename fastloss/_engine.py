@@ -58,7 +58,7 @@ def check_targets(prep, backend=None):
                           use_ignore), backend)
     if bad >= 0:
         value = int(target.reshape(-1)[bad])
-        extra = f" and is not ignore_index={ignore_index}" if use_ignore else ""
+        extra = f" and is not the ignored value {ignore_index}" if use_ignore else ""
         raise IndexError(f"{name}: class index {value} at flat position {bad} is out of "
                          f"range [0, {n_classes}){extra}")
     return prep._replace(denom=wsum) if prep.denom is None else prep

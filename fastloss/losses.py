@@ -10,6 +10,28 @@ constructor to pin the backend for that object.
 from . import functional as F
 from ._grad import value_and_grad as _value_and_grad
 
+__all__ = [
+    "L1Loss",
+    "MSELoss",
+    "SmoothL1Loss",
+    "HuberLoss",
+    "PoissonNLLLoss",
+    "GaussianNLLLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "NLLLoss",
+    "CrossEntropyLoss",
+    "KLDivLoss",
+    "HingeEmbeddingLoss",
+    "MarginRankingLoss",
+    "SoftMarginLoss",
+    "MultiMarginLoss",
+    "MultiLabelMarginLoss",
+    "MultiLabelSoftMarginLoss",
+    "CosineEmbeddingLoss",
+    "TripletMarginLoss",
+]
+
 
 class _Loss:
     """Base class: ``self(*inputs)`` is ``function(*inputs, **hyper_parameters)``."""

@@ -3,3 +3,7 @@ plainly in float64. Each family module defines its kernels; this namespace is wh
 dispatcher looks kernels up in."""
 from .classification import *  # noqa: F401,F403
 from .regression import *  # noqa: F401,F403
+from .binary import *  # noqa: F401,F403
+from .probabilistic import *  # noqa: F401,F403
+from .margin import *  # noqa: F401,F403
+from .embedding import *  # noqa: F401,F403

@@ -8,5 +8,15 @@ meant a legacy slot fails loudly instead of silently meaning something else.
 """
 from .classification import cross_entropy, nll_loss
 from .regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss
+from .binary import binary_cross_entropy, binary_cross_entropy_with_logits
+from .probabilistic import gaussian_nll_loss, kl_div, poisson_nll_loss
+from .margin import (hinge_embedding_loss, margin_ranking_loss, multi_margin_loss,
+                     multilabel_margin_loss, multilabel_soft_margin_loss, soft_margin_loss)
+from .embedding import cosine_embedding_loss, triplet_margin_loss
 
 __all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "nll_loss", "cross_entropy"]
+__all__ += ["poisson_nll_loss", "gaussian_nll_loss", "kl_div",
+            "binary_cross_entropy", "binary_cross_entropy_with_logits"]
+__all__ += ["hinge_embedding_loss", "margin_ranking_loss", "soft_margin_loss",
+            "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss",
+            "cosine_embedding_loss", "triplet_margin_loss"]

@@ -11,7 +11,7 @@ __all__ = ["Prepared", "check_reduction", "pointwise"]
 
 
 def pointwise(kernel, input, target, reduction, params=(), weight=None, weight_mean=False,
-              broadcast="warn", target_name="target", extra=(), weights=None):
+              broadcast="warn", target_name="target", extra=(), weights=None, dtype=None):
     """Prepare a loss computed element by element on input and target.
 
     broadcast: "warn" (broadcast with torch's warning), "silent" or "same" (shapes must
@@ -24,18 +24,27 @@ def pointwise(kernel, input, target, reduction, params=(), weight=None, weight_m
     (torch's rule for BCE's ``weight`` and ``pos_weight``) and is passed to the kernel,
     in order, after the extra arrays; None passes an empty array. ``weights=()`` gives the
     kernel no weight slot at all.
+
+    broadcast="input": the other arrays must broadcast to input's shape, silently, without
+    enlarging it (torch's rule where the output is made like input). dtype: the result
+    dtype, when it is not torch's promotion of all the arrays (hinge_embedding_loss, whose
+    target is only compared, returns input's dtype); the other arrays are cast to it.
     """
     check_reduction(reduction)
     x = float_array(input, "input")
     t = float_array(target, target_name, dtype=None if _is_float(target) else x.dtype)
     named = [("input", x), (target_name, t), *[(n, float_array(a, n)) for n, a in extra]]
-    dtype = result_dtype(*[a for _, a in named])
+    dtype = result_dtype(*[a for _, a in named]) if dtype is None else np.dtype(dtype)
     shape = x.shape
     for name, a in named[1:]:
         if broadcast == "same":
             if a.shape != x.shape:
                 raise ValueError(f"{name}: expected the same shape as input {x.shape}, "
                                  f"got {a.shape}")
+        elif broadcast == "input":
+            if not _broadcasts_to(a.shape, x.shape):
+                raise ValueError(f"{name}: expected a shape that broadcasts to input's "
+                                 f"shape {x.shape}, got {a.shape}")
         else:
             shape = broadcast_shape(shape, a.shape, "input", name,
                                     warn=broadcast == "warn")
@@ -70,6 +79,13 @@ def _broadcast_weight(a, name, shape, dtype):
         raise ValueError(f"{name}: expected a shape that broadcasts to the loss shape "
                          f"{tuple(shape)}, got {w.shape}")
     return w
+
+
+def _broadcasts_to(shape, target_shape):
+    try:
+        return np.broadcast_shapes(tuple(shape), tuple(target_shape)) == tuple(target_shape)
+    except ValueError:
+        return False
 
 
 def _is_float(a):
