@@ -1,0 +1,41 @@
+"""The ``fastloss`` command: ``fastloss bench ...`` (also ``python -m fastloss bench``)
+and ``fastloss backends``."""
+import sys
+
+USAGE = """usage: fastloss <command> [options]
+
+commands:
+  bench      time fastloss's backends against torch, JAX, scikit-learn and NumPy
+             (fastloss bench --quick for a one-minute run; fastloss bench --help)
+  backends   show which backends loaded, and why any did not"""
+
+
+def main(argv=None):
+    """Run the ``fastloss`` command line; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "bench":
+        from ._bench.cli import main as bench
+        return bench(rest)
+    if command == "backends":
+        import fastloss
+        fastloss.show_backends()
+        return 0
+    print(f"fastloss: error: unknown command {command!r} (choose from bench, backends)",
+          file=sys.stderr)
+    return 2
+
+
+def _run():
+    try:
+        return main()
+    except BrokenPipeError:     # `fastloss bench --list | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_run())

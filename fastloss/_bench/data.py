@@ -1,0 +1,264 @@
+"""Synthetic benchmark data: one generator per loss, keyed by the registry name.
+
+A generator turns a shape, a dtype and a seeded NumPy generator into the ``(args, kwargs)``
+of a typical call of that loss — the arguments PyTorch's function takes under the same
+names, so that every implementation (fastloss, torch, JAX, the naive NumPy version) gets
+exactly the same data. Nothing is downloaded.
+
+Three kinds of shape:
+
+* ``class``: ``(N, C)`` — N samples over C classes (cross_entropy, nll_loss, the margin
+  losses over classes). Default grid: small C (1M x 10), mid (65536 x 1000), wide C
+  (4096 x 32000); cross_entropy also 8 x 10, the cost of a tiny call.
+* ``elementwise``: any shape, 16M elements by default (regression, BCE, KLDiv, ...).
+* ``rows``: ``(N, D)`` — N pairs or triplets of D-vectors (cosine, triplet), 65536 x 256
+  by default, i.e. 16M elements per input.
+
+Every loss in ``fastloss._registry.LOSSES`` must have a row here; a loss without one is
+an error (see ``missing_generators``), not silently left out of the benchmark.
+"""
+import re
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+K = 1024
+M = 1024 * 1024
+
+KINDS = ("class", "elementwise", "rows")
+DEFAULT_SIZES = {
+    "class": ((M, 10), (65536, 1000), (4096, 32000)),
+    "elementwise": ((16 * M,),),
+    "rows": ((65536, 256),),
+}
+# --quick: one small case per loss, a few ms each, so the whole run stays under a minute.
+QUICK_SIZES = {
+    "class": ((8192, 100),),
+    "elementwise": ((512 * K,),),
+    "rows": ((2048, 256),),
+}
+
+
+class SizeError(ValueError):
+    """A size that cannot be parsed, or that does not fit a loss."""
+
+
+def parse_size(text):
+    """``"65536x1000"`` -> (65536, 1000); ``"16M"`` -> (16777216,); ``"1Mx10"``,
+    ``"64Kx1000"`` also work (K = 1024, M = 1024**2)."""
+    parts = text.strip().lower().split("x")
+    shape = []
+    for part in parts:
+        m = re.fullmatch(r"(\d+)([km]?)", part.strip())
+        if m is None:
+            raise SizeError(f"size {text!r}: expected N or NxC, e.g. 16M, 65536x1000, 1Mx10")
+        n = int(m.group(1)) * {"": 1, "k": K, "m": M}[m.group(2)]
+        shape.append(n)
+    if not 1 <= len(shape) <= 2 or min(shape) < 1:
+        raise SizeError(f"size {text!r}: expected N or NxC with positive numbers")
+    return tuple(shape)
+
+
+def format_size(shape):
+    """(1048576, 10) -> "1Mx10", (65536, 1000) -> "65536x1000", (16777216,) -> "16M"."""
+    def one(n):
+        return f"{n // M}M" if n >= M and n % M == 0 else str(n)
+    return "x".join([one(shape[0]), *map(str, shape[1:])])
+
+
+@dataclass(frozen=True)
+class Generator:
+    loss: str
+    kind: str                  # "class", "elementwise" or "rows"
+    make: object               # make(shape, dtype, rng) -> (args, kwargs)
+    reduction: str = "mean"    # the reduction benchmarked
+    sizes: tuple = None        # default sizes, else DEFAULT_SIZES[kind]
+
+    def check_shape(self, shape):
+        if self.kind in ("class", "rows") and len(shape) != 2:
+            what = "NxC" if self.kind == "class" else "NxD"
+            raise SizeError(f"size {format_size(shape)} does not fit {self.loss}: "
+                            f"expected {what}, e.g. 65536x1000")
+        return shape
+
+    def default_sizes(self, quick=False):
+        if quick:
+            return QUICK_SIZES[self.kind]
+        return self.sizes or DEFAULT_SIZES[self.kind]
+
+    def build(self, shape, dtype):
+        """The call's (args, kwargs) with ``reduction`` set; the same on every run."""
+        seed = zlib.crc32(f"{self.loss}/{shape}/{np.dtype(dtype).name}".encode())
+        rng = np.random.default_rng(seed)
+        args, kwargs = self.make(tuple(shape), np.dtype(dtype), rng)
+        return tuple(args), {"reduction": self.reduction, **kwargs}
+
+
+# --- building blocks: fast (float32 draws stay float32) and deterministic ---------------
+
+def normal(rng, shape, dtype, scale=1.0, shift=0.0):
+    a = rng.standard_normal(shape, dtype=dtype)
+    if scale != 1.0:
+        a *= dtype.type(scale)
+    if shift:
+        a += dtype.type(shift)
+    return a
+
+
+def uniform(rng, shape, dtype, low=0.0, high=1.0):
+    a = rng.random(shape, dtype=dtype)
+    a *= dtype.type(high - low)
+    a += dtype.type(low)
+    return a
+
+
+def bits(rng, shape, dtype):
+    """0/1 targets as floats."""
+    return (rng.random(shape, dtype=np.float32) < 0.5).astype(dtype)
+
+
+def signs(rng, shape, dtype):
+    """-1/+1 targets as floats."""
+    return bits(rng, shape, dtype) * dtype.type(2) - dtype.type(1)
+
+
+def classes(rng, n, c):
+    return rng.integers(0, c, size=n, dtype=np.int64)
+
+
+# --- one generator per loss ------------------------------------------------------------
+
+def _pair(shape, dtype, rng):
+    return (normal(rng, shape, dtype), normal(rng, shape, dtype)), {}
+
+
+def _class_logits(shape, dtype, rng):
+    n, c = shape
+    return (normal(rng, shape, dtype, 2.0), classes(rng, n, c)), {}
+
+
+def _log_probs(shape, dtype, rng):
+    # nll_loss takes log-probabilities; any values <= 0 time the same as normalized ones.
+    n, c = shape
+    x = uniform(rng, shape, dtype, 0.01, 1.0)
+    np.log(x, out=x)
+    return (x, classes(rng, n, c)), {}
+
+
+def _bce(shape, dtype, rng):
+    return (uniform(rng, shape, dtype, 0.01, 0.99), bits(rng, shape, dtype)), {}
+
+
+def _bce_logits(shape, dtype, rng):
+    return (normal(rng, shape, dtype, 2.0), bits(rng, shape, dtype)), {}
+
+
+def _kl_div(shape, dtype, rng):
+    x = uniform(rng, shape, dtype, 0.01, 1.0)
+    np.log(x, out=x)
+    return (x, uniform(rng, shape, dtype, 0.0, 1.0)), {}
+
+
+def _poisson(shape, dtype, rng):
+    return (normal(rng, shape, dtype, 0.5), rng.poisson(2.0, shape).astype(dtype)), {}
+
+
+def _gaussian(shape, dtype, rng):
+    return (normal(rng, shape, dtype), normal(rng, shape, dtype),
+            uniform(rng, shape, dtype, 0.1, 2.0)), {}
+
+
+def _signed_target(shape, dtype, rng):
+    return (normal(rng, shape, dtype), signs(rng, shape, dtype)), {}
+
+
+def _ranking(shape, dtype, rng):
+    return (normal(rng, shape, dtype), normal(rng, shape, dtype),
+            signs(rng, shape, dtype)), {}
+
+
+def _multilabel_margin(shape, dtype, rng):
+    # Up to 4 target classes per row, then -1 (torch reads up to the first -1).
+    n, c = shape
+    t = np.full(shape, -1, np.int64)
+    k = min(4, c)
+    t[:, :k] = rng.integers(0, c, size=(n, k), dtype=np.int64)
+    return (normal(rng, shape, dtype), t), {}
+
+
+def _multilabel_soft(shape, dtype, rng):
+    return (normal(rng, shape, dtype, 2.0), bits(rng, shape, dtype)), {}
+
+
+def _cosine(shape, dtype, rng):
+    n, _ = shape
+    return (normal(rng, shape, dtype), normal(rng, shape, dtype),
+            signs(rng, (n,), dtype)), {}
+
+
+def _triplet(shape, dtype, rng):
+    return (normal(rng, shape, dtype), normal(rng, shape, dtype),
+            normal(rng, shape, dtype)), {}
+
+
+_ROWS = [
+    Generator("l1_loss", "elementwise", _pair),
+    Generator("mse_loss", "elementwise", _pair),
+    Generator("smooth_l1_loss", "elementwise", _pair),
+    Generator("huber_loss", "elementwise", _pair),
+    Generator("poisson_nll_loss", "elementwise", _poisson),
+    Generator("gaussian_nll_loss", "elementwise", _gaussian),
+    Generator("binary_cross_entropy", "elementwise", _bce),
+    Generator("binary_cross_entropy_with_logits", "elementwise", _bce_logits),
+    Generator("kl_div", "elementwise", _kl_div, reduction="batchmean"),
+    Generator("hinge_embedding_loss", "elementwise", _signed_target),
+    Generator("margin_ranking_loss", "elementwise", _ranking),
+    Generator("soft_margin_loss", "elementwise", _signed_target),
+    Generator("nll_loss", "class", _log_probs),
+    # 8x10: the cost of a tiny call, dispatch included (issues 3 and 4 set targets for it)
+    Generator("cross_entropy", "class", _class_logits,
+              sizes=((M, 10), (65536, 1000), (4096, 32000), (8, 10))),
+    Generator("multi_margin_loss", "class", _class_logits),
+    Generator("multilabel_margin_loss", "class", _multilabel_margin),
+    Generator("multilabel_soft_margin_loss", "class", _multilabel_soft),
+    Generator("cosine_embedding_loss", "rows", _cosine),
+    Generator("triplet_margin_loss", "rows", _triplet),
+    Generator("triplet_margin_with_distance_loss", "rows", _triplet),
+]
+GENERATORS = {g.loss: g for g in _ROWS}
+
+
+def missing_generators(losses=None):
+    """Registry losses that have no generator here (must be empty)."""
+    if losses is None:
+        from .._registry import LOSSES as losses
+    return sorted(name for name in losses if name not in GENERATORS)
+
+
+def generator_for(loss):
+    try:
+        return GENERATORS[loss]
+    except KeyError:
+        raise LookupError(f"fastloss bench has no data generator for loss {loss!r}: add a "
+                          "Generator row to fastloss/_bench/data.py") from None
+
+
+def leading_slice(args, n_rows):
+    """The first n_rows along axis 0 of every array argument that has the batch's
+    length (the first argument's), for a correctness check on a part of a large case."""
+    n = np.shape(args[0])[0] if np.ndim(args[0]) else 1
+    out = []
+    for a in args:
+        if isinstance(a, np.ndarray) and a.ndim and a.shape[0] == n:
+            a = np.ascontiguousarray(a[:n_rows])
+        out.append(a)
+    return tuple(out)
+
+
+def rows_for(args, limit):
+    """How many leading rows of `args` hold at most `limit` elements in the largest
+    argument (at least 1)."""
+    big = max((a for a in args if isinstance(a, np.ndarray)), key=lambda a: a.size)
+    per_row = max(1, big.size // max(1, big.shape[0])) if big.ndim else 1
+    return max(1, limit // per_row)

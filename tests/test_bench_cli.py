@@ -1,0 +1,401 @@
+"""`fastloss bench`: arguments, a tiny end-to-end run (JSON, Markdown, plot, README),
+the data generator of every registry loss, and the flagging of wrong results."""
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastloss import _dispatch, _threads
+from fastloss._bench import cli, data, naive, report, runner, worker
+from fastloss._registry import LOSSES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+WRONG_PLUGIN = '''
+"""A fake implementation 1% off the reference, and one whose worker dies."""
+import os
+from fastloss._bench import impls
+from fastloss._registry import LOSSES
+
+
+class Wrong(impls.Impl):
+    key = "wrong"
+    label = "wrong (fake)"
+
+    def applies(self, loss, mode):
+        return mode == "forward"
+
+    def build(self, loss, mode, args, kwargs):
+        fn = LOSSES[loss].function
+        return impls.Bound(lambda: fn(*args, backend="numpy", **kwargs) * 1.01,
+                           impls._fetch_numpy)
+
+
+class Dies(impls.Impl):
+    key = "dies"
+    label = "dies (fake)"
+
+    def applies(self, loss, mode):
+        return mode == "forward"
+
+    def build(self, loss, mode, args, kwargs):
+        os._exit(3)
+
+
+impls.register(Wrong())
+impls.register(Dies())
+'''
+
+
+def run_cli(*args, cwd=ROOT, timeout=120):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, *filter(None, [env.get("PYTHONPATH")])])
+    return subprocess.run([sys.executable, "-m", "fastloss", "bench", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+# --- argument errors: one line on stderr, exit code 2, no traceback ----------------
+
+@pytest.mark.parametrize("args,expected", [
+    (["--loss", "no_such_loss"], "unknown loss 'no_such_loss'"),
+    (["--size", "12xq"], "size '12xq'"),
+    (["--size", "0x10"], "positive"),
+    (["--size", "1x2x3"], "expected N or NxC"),
+    (["--loss", "cross_entropy", "--size", "16M"], "fits none"),
+    (["--backend", "cuda"], "unknown backend 'cuda'"),
+    (["--dtype", "float16"], "unknown dtype 'float16'"),
+    (["--threads", "0"], "threads"),
+    (["--threads", "two"], "threads"),
+    (["--peers", "tensorflow"], "unknown peer 'tensorflow'"),
+    (["--mode", "backward"], "unknown mode 'backward'"),
+    (["--repeat", "x"], "invalid int value"),
+    (["--no-such-option"], "unrecognized arguments"),
+    (["--baseline", "tensorflow"], "baseline 'tensorflow'"),
+    (["--update-readme", "/nonexistent/README.md"], "not found"),
+    (["--plugin", "no_such_plugin_module_xyz"], "plugin module"),
+])
+def test_bad_arguments_one_line_exit_2(args, expected, capsys):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fastloss bench: error: "), err
+    assert expected in err
+
+
+def test_bad_argument_from_the_command_line():
+    r = run_cli("--loss", "nope")
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert "Traceback" not in r.stderr and "unknown loss 'nope'" in r.stderr
+
+
+def test_unknown_command():
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, "-m", "fastloss", "benchh"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode == 2 and "unknown command 'benchh'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_plot_without_matplotlib_is_a_clear_error(monkeypatch, capsys):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
+    assert cli.main(["--plot", "x.png"]) == 2
+    assert "pip install 'fastloss[plot]'" in capsys.readouterr().err
+
+
+def test_list(capsys):
+    assert cli.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in LOSSES:
+        assert name in out
+    for backend in _dispatch.backend_names():
+        assert f"fastloss[{backend}]" in out
+
+
+# --- the plan: sizes, defaults, backends from the dispatcher -------------------------
+
+def test_parse_and_format_sizes():
+    assert data.parse_size("65536x1000") == (65536, 1000)
+    assert data.parse_size("1Mx10") == (1 << 20, 10)
+    assert data.parse_size("16M") == (16 << 20,)
+    assert data.parse_size("64Kx1000") == (65536, 1000)
+    assert data.format_size((1 << 20, 10)) == "1Mx10"
+    assert data.format_size((16 << 20,)) == "16M"
+    assert data.format_size((4096, 32000)) == "4096x32000"
+    for bad in ("", "x10", "10x", "-5", "1.5M", "10y"):
+        with pytest.raises(data.SizeError):
+            data.parse_size(bad)
+
+
+def test_default_grid_and_issue_targets_are_expressible():
+    ns = cli.build_parser().parse_args([])
+    plan = cli.make_plan(ns)
+    sizes = {(c["loss"], c["size"]) for c in plan.cases}
+    for s in ("1Mx10", "65536x1000", "4096x32000"):
+        assert ("cross_entropy", s) in sizes
+    assert ("binary_cross_entropy_with_logits", "16M") in sizes
+    assert plan.modes == ["forward", "grad"]
+    assert plan.impl_keys[:1] == ["floor"]
+    # every backend fastloss knows is timed (missing ones then show as skipped)
+    for b in _dispatch.backend_names():
+        assert b in plan.impl_keys
+    assert {c["loss"] for c in plan.cases} == set(LOSSES)
+
+    ns = cli.build_parser().parse_args(
+        ["--loss", "cross_entropy", "--size", "65536x1000", "--threads", "2", "--repeat", "7"])
+    plan = cli.make_plan(ns)
+    assert [(c["loss"], c["shape"]) for c in plan.cases] == [("cross_entropy", [65536, 1000])]
+    assert plan.threads == [2] and plan.repeat == 7
+
+
+def test_quick_plan_is_small():
+    plan = cli.make_plan(cli.build_parser().parse_args(["--quick"]))
+    assert len(plan.cases) == len(LOSSES)
+    assert plan.repeat == 3 and plan.dtypes == ["float32"]
+    assert max(math.prod(c["shape"]) for c in plan.cases) <= 1 << 20
+    assert plan.check_limit == 1 << 16
+
+
+def test_lists_accept_commas_and_repeats():
+    ns = cli.build_parser().parse_args(["--loss", "mse_loss,l1_loss", "--loss", "kl_div",
+                                        "--dtype", "f32", "float64", "--threads", "1,2"])
+    plan = cli.make_plan(ns)
+    assert [c["loss"] for c in plan.cases] == ["mse_loss", "l1_loss", "kl_div"]
+    assert plan.dtypes == ["float32", "float64"] and plan.threads == [1, 2]
+
+
+# --- generators: every loss has one, and fastloss accepts what it makes --------------
+
+def test_every_registry_loss_has_a_generator():
+    assert data.missing_generators() == []
+
+
+def test_a_loss_without_generator_is_an_error(monkeypatch, capsys):
+    assert data.missing_generators({"made_up_loss": None}) == ["made_up_loss"]
+    cases, _ = runner.make_cases(["made_up_loss"], None, quick=True)
+    assert "no data generator" in cases[0]["error"]
+    monkeypatch.setitem(LOSSES, "made_up_loss", LOSSES["mse_loss"])
+    assert cli.main(["--loss", "made_up_loss"]) == 2
+    assert "no data generator for made_up_loss" in capsys.readouterr().err
+    # in a default run (all losses) it is a visible error row, not left out
+    plan = runner.Plan(cases=cases, dtypes=["float32"], threads=[1], modes=["forward"],
+                       impl_keys=[])
+    rows = runner.run_plan(plan)
+    assert rows[0]["status"] == "error" and "no data generator" in rows[0]["note"]
+    assert "no data generator" in report.terminal_table(rows)
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_generated_data_fits_the_loss(loss):
+    gen = data.generator_for(loss)
+    shape = (6, 5) if gen.kind != "elementwise" else (30,)
+    args, kwargs = gen.build(shape, "float32")
+    again, _ = gen.build(shape, "float32")
+    for a, b in zip(args, again):          # seeded: every worker sees the same data
+        np.testing.assert_array_equal(a, b)
+    value, _ = worker.reference(loss, "forward", args, kwargs)
+    assert np.isfinite(value)
+    value_vg, grad = worker.reference(loss, "grad", args, kwargs)
+    assert grad.shape == args[0].shape and np.isfinite(value_vg)
+
+
+@pytest.mark.parametrize("loss", sorted(set(naive.FORWARD) & set(LOSSES)))
+def test_naive_versions_match_the_reference(loss):
+    gen = data.generator_for(loss)
+    args, kwargs = gen.build((40, 7) if gen.kind != "elementwise" else (200,), "float64")
+    ref_value, ref_grad = worker.reference(loss, "grad", args, kwargs)
+    assert worker.rel_error(naive.FORWARD[loss](np, *args, **kwargs), ref_value) < 1e-12
+    if loss in naive.VALUE_AND_GRAD:
+        value, grad = naive.VALUE_AND_GRAD[loss](*args, **kwargs)
+        assert worker.rel_error(value, ref_value) < 1e-12
+        assert worker.rel_error(grad, ref_grad) < 1e-12
+
+
+# --- correctness checks and flags ---------------------------------------------------
+
+def test_rel_error_and_check():
+    assert worker.rel_error(1.0, 1.0) == 0.0
+    assert worker.rel_error(np.array([1.0, np.nan]), np.array([1.0, np.nan])) == 0.0
+    assert worker.rel_error(np.array([1.0, 2.0]), np.array([1.0, np.nan])) == math.inf
+    assert worker.rel_error(np.inf, np.inf) == 0.0
+    assert worker.rel_error(-np.inf, np.inf) == math.inf
+    assert worker.rel_error(np.zeros(3), np.zeros(4)) == math.inf
+    assert worker.check(1.0 + 1e-6, None, 1.0, None, "float32")["status"] == "ok"
+    bad = worker.check(1.0, np.ones(3), 1.0, np.array([1.0, 1.0, 1.5]), "float64")
+    assert bad["status"] == "mismatch" and bad["worst"] == "gradient"
+    nan = worker.check(np.nan, None, 1.0, None, "float32")
+    assert nan["status"] == "mismatch" and nan["rel_err"] is None
+    row = {"status": "mismatch", "check": nan}
+    assert "MISMATCH: value has NaN/inf" in report.status_text(row)
+
+
+def _job(impl, **kw):
+    return {"impl": impl, "threads": _threads.get_num_threads(), "dtype": "float32",
+            "cases": [{"loss": "mse_loss", "size": "64x10", "shape": [64, 10],
+                       "modes": ["forward", "grad"]}],
+            "repeat": 2, "warmup": 0, "budget_s": 1.0, "check_limit": 1 << 22, **kw}
+
+
+def test_forced_backend_that_falls_through_is_flagged():
+    _dispatch.register_backend(_dispatch.Backend("empty_test_backend", kernels={}),
+                               first=False)
+    try:
+        rows = []
+        worker.run_job(_job("empty_test_backend"), rows.append)
+    finally:
+        _dispatch.unregister_backend("empty_test_backend")
+    assert [r["status"] for r in rows] == ["fallback", "fallback"]
+    assert "no empty_test_backend kernel for this call: ran on " in rows[0]["note"]
+    assert "FALLBACK" in report.terminal_table(rows)
+
+
+def test_check_on_leading_rows_when_large():
+    rows = []
+    worker.run_job(_job("naive", check_limit=100), rows.append)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["check"]["on"] == "first 10 rows"
+
+
+def test_update_readme_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n\nintro\n")
+    report.update_readme(readme, "| table one |")
+    text = readme.read_text()
+    assert text.startswith("# title\n\nintro\n")
+    assert text.rstrip().endswith(f"{report.README_START}\n| table one |\n{report.README_END}")
+    readme.write_text(text + "\n## after\n")
+    report.update_readme(readme, "| table two |")
+    text = readme.read_text()
+    assert "table one" not in text and "| table two |" in text
+    assert text.count(report.README_START) == 1 and text.endswith("## after\n")
+
+
+# --- end to end: a tiny run with every output ---------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    (d / "wrong_plugin.py").write_text(WRONG_PLUGIN)
+    (d / "README.md").write_text("# fastloss\n\nSome text.\n")
+    args = ["--quick", "--loss", "cross_entropy", "mse_loss", "--size", "64x10",
+            "--repeat", "2", "--backend", "numpy", "--peers", "naive",
+            "--plugin", str(d / "wrong_plugin.py"),
+            "--json", str(d / "out.json"), "--markdown", str(d / "out.md"),
+            "--update-readme", str(d / "README.md")]
+    if HAS_MATPLOTLIB:
+        args += ["--plot", str(d / "out.png")]
+    r = run_cli(*args, cwd=str(d))
+    return r, d
+
+
+def test_tiny_run_succeeds_and_prints_the_table(tiny_run):
+    r, _ = tiny_run
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "cross_entropy 64x10 float32, forward" in r.stdout
+    assert "mse_loss 64x10 float32, value+grad" in r.stdout
+    assert "fastloss[numpy]" in r.stdout and "numpy (naive)" in r.stdout
+    assert "benchmark:" in r.stderr          # the progress bar's last line
+
+
+def test_json_schema(tiny_run):
+    _, d = tiny_run
+    def no_nan(token):
+        raise AssertionError(f"non-standard JSON constant {token}")
+    doc = json.loads((d / "out.json").read_text(), parse_constant=no_nan)
+    assert doc["schema"] == report.SCHEMA
+    assert doc["command"].startswith("fastloss bench --quick")
+    for key in ("cpu", "cores", "flags"):
+        assert key in doc["machine"]
+    assert set(doc["machine"]["flags"]) >= {"avx2", "fma", "avx512f"}
+    for key in ("python", "numpy", "numba", "torch", "jax", "fastloss"):
+        assert key in doc["versions"]
+    assert doc["settings"]["repeat"] == 2
+    assert doc["backends"]["numpy"] == "available"
+    results = doc["results"]
+    assert {r["impl"] for r in results} >= {"floor", "numpy", "naive", "wrong", "dies"}
+    for r in results:
+        for key in ("loss", "size", "shape", "dtype", "threads", "mode", "impl", "label",
+                    "status"):
+            assert key in r
+        if r["status"] == "ok":
+            assert r["median_ms"] > 0 and len(r["times_ms"]) == r["repeat"] == 2
+            assert r["first_call_ms"] > 0 and r["peak_mb"] >= 0
+            if r["impl"] != "floor":
+                assert r["check"]["status"] == "ok" and r["check"]["on"] == "full"
+    ok = {(r["impl"], r["loss"], r["mode"]) for r in results if r["status"] == "ok"}
+    for loss in ("cross_entropy", "mse_loss"):
+        for mode in ("forward", "grad"):
+            assert {("numpy", loss, mode), ("naive", loss, mode), ("floor", loss, mode)} <= ok
+
+
+def test_wrong_result_is_flagged(tiny_run):
+    r, d = tiny_run
+    doc = json.loads((d / "out.json").read_text())
+    wrong = [x for x in doc["results"] if x["impl"] == "wrong"]
+    assert len(wrong) == 2 and all(x["status"] == "mismatch" for x in wrong)
+    assert all(abs(x["check"]["rel_err"] - 0.01) < 1e-3 for x in wrong)
+    assert "!! MISMATCH: value off by 1.0e-02" in r.stdout
+    assert "⚠ mismatch" in (d / "out.md").read_text()
+
+
+def test_dead_worker_is_an_error_row(tiny_run):
+    _, d = tiny_run
+    doc = json.loads((d / "out.json").read_text())
+    dies = [x for x in doc["results"] if x["impl"] == "dies"]
+    assert len(dies) == 2
+    assert all(x["status"] == "error" and "exited with code 3" in x["note"] for x in dies)
+
+
+def test_markdown_and_readme(tiny_run):
+    _, d = tiny_run
+    md = (d / "out.md").read_text()
+    assert md.startswith("| loss | size | mode | read floor |")
+    assert "| `cross_entropy` | 64x10 | forward |" in md
+    assert "Command: `fastloss bench --quick" in md and "Machine:" in md
+    readme = (d / "README.md").read_text()
+    assert readme.startswith("# fastloss\n\nSome text.\n")
+    inner = readme.split(report.README_START)[1].split(report.README_END)[0]
+    assert "| `mse_loss` | 64x10 | value+grad |" in inner
+    if HAS_MATPLOTLIB:
+        assert "![speed-up over fastloss[numpy]](out.png)" in inner
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib (the 'plot' extra) not installed")
+def test_plot_written(tiny_run):
+    _, d = tiny_run
+    png = (d / "out.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 2000
+
+
+def test_absent_peer_is_listed_as_skipped(monkeypatch, capsys):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
+    code = cli.main(["--loss", "mse_loss", "--size", "64x10", "--repeat", "1", "--warmup", "0",
+                     "--backend", "numpy", "--peers", "torch", "naive", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "vs fastloss[numpy]" in out         # no torch: speed-ups are over the reference
+    torch_rows = [ln for ln in out.splitlines() if ln.strip().startswith("torch ")]
+    assert len(torch_rows) == 2 and all("skipped: torch not installed" in ln
+                                        for ln in torch_rows)
+
+
+def test_floor_without_numba(monkeypatch):
+    from fastloss._bench import floor
+    monkeypatch.setattr(floor, "numba", None)
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = np.arange(3)
+    assert floor.read([a, t]) == 66.0 + 3.0
+    out = np.empty_like(a)
+    assert floor.read_write(a, out, [t]) == 3.0
+    np.testing.assert_array_equal(out, a)
