@@ -11,6 +11,7 @@ for a case, falls through to the next one, ending at the NumPy reference that ha
 import contextlib
 import contextvars
 import importlib
+import json
 import os
 
 AUTO = "auto"
@@ -63,6 +64,19 @@ _BACKENDS = {
     "numpy": Backend("numpy", "fastloss._reference", doc="NumPy reference (always present)"),
 }
 _AUTO_ORDER = ["c", "numba", "numpy"]
+
+
+def _load_preferences():
+    """Per-kernel `auto` order measured by the committed benchmarks (bench/auto_order.py
+    writes it): {"ce_class_fwd": ["c", "numba", "numpy"], ...}."""
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "_auto_order.json")) as f:
+            return json.load(f)["kernels"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+_PREFERENCES = _load_preferences()
 _current = contextvars.ContextVar("fastloss_backend", default=None)
 # Read once, at import (like NUMBA_NUM_THREADS): a per-call os.environ lookup costs ~1 us.
 _ENV_CHOICE = os.environ.get("FASTLOSS_BACKEND") or None
@@ -112,6 +126,17 @@ def _check_name(name):
                          f"got {name!r}")
 
 
+def _auto_order(kernel_name):
+    """_AUTO_ORDER with the backends ranked for this kernel by the benchmarks moved into
+    that rank among themselves; any other backend (a registered plug-in) keeps its place."""
+    ranked = _PREFERENCES.get(kernel_name)
+    if not ranked:
+        return _AUTO_ORDER
+    ranked = [b for b in ranked if b in _AUTO_ORDER]
+    it = iter(ranked)
+    return [next(it) if b in ranked else b for b in _AUTO_ORDER]
+
+
 def candidates(kernel_name, backend=None):
     """The (backend name, kernel) pairs to try for `kernel_name`, best first."""
     choice = current_choice(backend)
@@ -120,7 +145,7 @@ def candidates(kernel_name, backend=None):
     if found is None:
         _check_name(choice)
         if choice == AUTO:
-            order = _AUTO_ORDER
+            order = _auto_order(kernel_name)
         else:
             chosen = _BACKENDS[choice]
             if not chosen.available:

@@ -150,3 +150,23 @@ def test_environment_variable_is_read_at_import():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["numpy", "numpy"]
+
+
+def test_auto_order_follows_measured_preferences(dummy, monkeypatch):
+    monkeypatch.setattr(_dispatch, "_PREFERENCES", {"mse_fwd": ["numpy", "numba", "c"]})
+    _dispatch._cache.clear()
+    try:
+        # the measured rank reorders the built-in backends; a plug-in keeps its place
+        order = _dispatch._auto_order("mse_fwd")
+        assert order[0] == "dummy"
+        assert [b for b in order if b != "dummy"] == ["numpy", "numba", "c"]
+        assert _dispatch._auto_order("l1_fwd") == _dispatch.backend_names()
+    finally:
+        _dispatch._cache.clear()
+
+
+def test_committed_auto_order_names_real_kernels_and_backends():
+    from fastloss._reference import __dict__ as reference
+    for kernel, order in _dispatch._PREFERENCES.items():
+        assert kernel in reference, kernel
+        assert set(order) <= {"c", "numba", "numpy"}

@@ -4,7 +4,7 @@ from .._validate import real
 from ._common import pointwise
 
 
-@loss("L1Loss")
+@loss("L1Loss", kernels=("l1",))
 def l1_loss(input, target, *, reduction="mean", weight=None):
     r"""Mean absolute error, :math:`\ell_i = w_i\,|x_i - y_i|`.
 
@@ -32,7 +32,7 @@ def l1_loss(input, target, *, reduction="mean", weight=None):
     return pointwise("l1", input, target, reduction, weight=weight, weight_mean=True)
 
 
-@loss("MSELoss")
+@loss("MSELoss", kernels=("mse",))
 def mse_loss(input, target, *, reduction="mean", weight=None):
     r"""Mean squared error, :math:`\ell_i = w_i\,(x_i - y_i)^2`.
 
@@ -47,7 +47,7 @@ def mse_loss(input, target, *, reduction="mean", weight=None):
     return pointwise("mse", input, target, reduction, weight=weight, weight_mean=True)
 
 
-@loss("SmoothL1Loss")
+@loss("SmoothL1Loss", kernels=("smooth_l1", "l1"))
 def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0):
     r"""Smooth L1: :math:`0.5 d^2/\beta` where :math:`|d| < \beta`, else :math:`|d| - 0.5\beta`,
     with :math:`d = x - y`. ``beta = 0`` is exactly :func:`l1_loss`; ``beta < 0`` raises.
@@ -68,7 +68,7 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0):
     return pointwise("smooth_l1", input, target, reduction, params=(beta,))
 
 
-@loss("HuberLoss")
+@loss("HuberLoss", kernels=("huber",))
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     r"""Huber: :math:`0.5 d^2` where :math:`|d| < \delta`, else
     :math:`\delta(|d| - 0.5\delta)`; equals ``delta * smooth_l1_loss(beta=delta)``.
