@@ -1,0 +1,80 @@
+"""The cffi builder of the "c" backend: the module ``fastloss._fastloss_c``.
+
+The cdef is generated from ``csrc/fastloss.h`` (comments and preprocessor lines removed),
+never copied by hand, so the header is the single source of the ABI.
+
+Used in two ways:
+
+- by ``setup.py`` at install time (``ffibuilder.distutils_extension()``), where a failed
+  build is not fatal;
+- by hand in a checkout, ``python csrc/build_cffi.py``, which compiles the module next to
+  the sources (``fastloss/_fastloss_c*.so``) for development and tests.
+
+Portability: one translation unit (``fl_isa_base.c``) is compiled for the compiler's
+default target and one (``fl_isa_avx2.c``) for AVX2+FMA through a target pragma; the
+choice is made at run time. No flag that assumes the absence of NaN or inf is used (no
+``-ffast-math``, no ``-ffinite-math-only``): ``-fno-math-errno`` only lets ``log``/``exp``
+skip setting errno, and ``-fno-trapping-math`` only says nobody inspects FP exceptions.
+"""
+import os
+import re
+import sys
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HEADER = os.path.join(HERE, "fastloss.h")
+MODULE = "fastloss._fastloss_c"
+SOURCES = ["fl_entry.c", "fl_pool.c", "fl_isa_base.c", "fl_isa_avx2.c"]
+DEPENDS = ["fastloss.h", "fl_kernels.h", "fl_pool.h", "fl_simd.h", "fl_real.h", "fl_isa_pass.h", "margin.inc",
+           "classification.inc", "regression.inc"]
+COMPILE_ARGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi"]
+
+
+def cdef_from_header(path=HEADER):
+    """The declarations of `path` as cffi's parser wants them: no comments, no
+    preprocessor lines (include guard, ``#include <stdint.h>``: cffi knows int64_t)."""
+    with open(path) as f:
+        text = f.read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+    return "\n".join(ln for ln in lines if ln.strip())
+
+
+def make_builder(relative_to=None):
+    """The FFI builder. Source paths are absolute (what cffi's own compile() needs, as it
+    works in a temporary directory), or relative to `relative_to` (what setuptools wants
+    from setup.py, which runs in the project directory)."""
+    def path(name):
+        full = os.path.join(HERE, name)
+        return full if relative_to is None else os.path.relpath(full, relative_to)
+
+    ffibuilder = FFI()
+    ffibuilder.cdef(cdef_from_header())
+    libraries = [] if sys.platform == "win32" else ["m", "pthread"]
+    ffibuilder.set_source(
+        MODULE,
+        '#include "fastloss.h"',
+        sources=[path(s) for s in SOURCES],
+        depends=[path(s) for s in DEPENDS],
+        include_dirs=[path(".")],
+        extra_compile_args=COMPILE_ARGS,
+        libraries=libraries,
+    )
+    return ffibuilder
+
+
+ffibuilder = make_builder()
+
+
+if __name__ == "__main__":
+    # Development build, in place: the module lands in <repo>/fastloss/, the generated C
+    # source and objects in <repo>/build/cffi.
+    root = os.path.dirname(HERE)
+    os.chdir(root)
+    tmp = os.path.join("build", "cffi")
+    built = ffibuilder.compile(tmpdir=tmp, verbose="-q" not in sys.argv)
+    target = os.path.join(root, "fastloss", os.path.basename(built))
+    os.replace(built, target)
+    print(f"built {target}")

@@ -1,0 +1,322 @@
+/* The exported kernels of fastloss.h: each fills a job, picks the block function for the
+ * dtype, the layout and the instruction set, and runs it through fl_run. Compiled once,
+ * for the baseline target (it only dispatches). The definitions are made by one macro per
+ * family for both dtypes; fastloss.h, included first, has every signature written out, and
+ * the compiler checks these definitions against it. */
+#include <stdint.h>
+#include <string.h>
+
+#include "fastloss.h"
+#include "fl_kernels.h"
+#include "fl_pool.h"
+#include "fl_simd.h"
+
+#define FL_SMALL_C 32   /* same threshold as classification.inc: below it, lanes layout */
+
+int fl_isa_active = 0;
+
+static int cpu_has_avx2_fma(void)
+{
+#if FL_HAVE_AVX2_PASS
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+__attribute__((constructor)) static void fl_isa_init(void) { fl_isa_active = cpu_has_avx2_fma(); }
+
+int fl_isa(void) { return fl_isa_active; }
+
+int fl_set_isa(int isa)
+{
+    fl_isa_active = isa && cpu_has_avx2_fma();
+    return fl_isa_active;
+}
+
+void fl_set_num_threads(int n) { fl_pool_set_threads(n); }
+int fl_get_num_threads(void) { return fl_pool_get_threads(); }
+
+/* ---- class targets ---------------------------------------------------------------- */
+
+#define FL_TARGETS(SUF, REAL)                                                              \
+    double fl_class_targets_##SUF(const int64_t *t, int64_t n, const REAL *w, int64_t n_w,  \
+                                  int64_t n_classes, int64_t ignore_index, int use_ignore,  \
+                                  int64_t *bad_pos)                                         \
+    {                                                                                       \
+        fl_targets_job J = {t, n_w ? w : NULL, n, n_classes, ignore_index, use_ignore, -1}; \
+        double sum = fl_run(FL_PICK(targets_##SUF), &J, n, fl_per_block(1));                \
+        *bad_pos = J.bad;                                                                   \
+        return J.bad >= 0 ? 0.0 : sum;                                                      \
+    }
+FL_TARGETS(f32, float)
+FL_TARGETS(f64, double)
+
+/* ---- class losses ----------------------------------------------------------------- */
+
+static double class_wsum(const void *w, int64_t n_w, int64_t c, int is_f64)
+{
+    if (!n_w)
+        return (double)c;
+    double s = 0.0;
+    for (int64_t j = 0; j < c; j++)
+        s += is_f64 ? ((const double *)w)[j] : (double)((const float *)w)[j];
+    return s;
+}
+
+static double run_class(fl_class_job *J, fl_block_fn *rows, fl_block_fn *lanes)
+{
+    if (J->d == 1 && J->c >= FL_SMALL_C && rows)
+        return fl_run(rows, J, J->n, fl_per_block(J->c));
+    J->dgroups = (J->d + J->lanes - 1) / J->lanes;
+    int64_t units = J->d == 1 ? (J->n + J->lanes - 1) / J->lanes : J->n * J->dgroups;
+    return fl_run(lanes, J, units, fl_per_block(J->c * J->lanes));
+}
+
+static fl_class_job class_job(const void *x, const void *p, const int64_t *t, const void *w,
+                              int64_t n_w, int64_t n, int64_t c, int64_t d,
+                              int64_t ignore_index, double eps, double gscale,
+                              const void *gvec, int64_t n_gvec, void *loss_out, int64_t n_out,
+                              void *gx, int is_f64)
+{
+    fl_class_job J;
+    memset(&J, 0, sizeof J);
+    J.x = x;
+    J.p = p;
+    J.t = t;
+    J.w = n_w ? w : NULL;
+    J.gvec = n_gvec ? gvec : NULL;
+    J.loss_out = n_out ? loss_out : NULL;
+    J.gx = gx;
+    J.n = n;
+    J.c = c;
+    J.d = d;
+    J.ignore_index = ignore_index;
+    J.eps = eps;
+    J.gscale = gscale;
+    J.lanes = is_f64 ? FL_W64 : FL_W32;
+    J.wsum = eps > 0.0 ? class_wsum(w, n_w, c, is_f64) : 0.0;
+    return J;
+}
+
+static double nll_run(fl_class_job *J, fl_block_fn *fn)
+{
+    return fl_run(fn, J, J->n, fl_per_block(J->gx ? J->c * J->d : J->d));
+}
+
+#define FL_NLL(SUF, REAL, IS64)                                                                \
+    double fl_nll_fwd_##SUF(const REAL *x, const int64_t *t, const REAL *w, int64_t n_w,       \
+                            int64_t n, int64_t c, int64_t d, int64_t ignore_index,             \
+                            REAL *loss_out, int64_t n_out)                                     \
+    {                                                                                          \
+        fl_class_job J = class_job(x, NULL, t, w, n_w, n, c, d, ignore_index, 0.0, 0.0, NULL,  \
+                                   0, loss_out, n_out, NULL, IS64);                            \
+        return nll_run(&J, FL_PICK(nll_fwd_##SUF));                                            \
+    }                                                                                          \
+    double fl_nll_vg_##SUF(const REAL *x, const int64_t *t, const REAL *w, int64_t n_w,        \
+                           int64_t n, int64_t c, int64_t d, int64_t ignore_index,              \
+                           double gscale, const REAL *gvec, int64_t n_gvec, REAL *loss_out,    \
+                           int64_t n_out, REAL *gx)                                            \
+    {                                                                                          \
+        fl_class_job J = class_job(x, NULL, t, w, n_w, n, c, d, ignore_index, 0.0, gscale,     \
+                                   gvec, n_gvec, loss_out, n_out, gx, IS64);                   \
+        return nll_run(&J, FL_PICK(nll_vg_##SUF));                                             \
+    }
+FL_NLL(f32, float, 0)
+FL_NLL(f64, double, 1)
+
+#define FL_CE_CLASS(SUF, REAL, IS64)                                                            \
+    double fl_ce_class_fwd_##SUF(const REAL *x, const int64_t *t, const REAL *w, int64_t n_w,   \
+                                 int64_t n, int64_t c, int64_t d, int64_t ignore_index,         \
+                                 double label_smoothing, REAL *loss_out, int64_t n_out)         \
+    {                                                                                           \
+        fl_class_job J = class_job(x, NULL, t, w, n_w, n, c, d, ignore_index, label_smoothing,  \
+                                   0.0, NULL, 0, loss_out, n_out, NULL, IS64);                  \
+        return run_class(&J, FL_PICK(ce_class_fwd_rows_##SUF), FL_PICK(ce_class_fwd_lanes_##SUF)); \
+    }                                                                                           \
+    double fl_ce_class_vg_##SUF(const REAL *x, const int64_t *t, const REAL *w, int64_t n_w,    \
+                                int64_t n, int64_t c, int64_t d, int64_t ignore_index,          \
+                                double label_smoothing, double gscale, const REAL *gvec,        \
+                                int64_t n_gvec, REAL *loss_out, int64_t n_out, REAL *gx)        \
+    {                                                                                           \
+        fl_class_job J = class_job(x, NULL, t, w, n_w, n, c, d, ignore_index, label_smoothing,  \
+                                   gscale, gvec, n_gvec, loss_out, n_out, gx, IS64);            \
+        return run_class(&J, FL_PICK(ce_class_vg_rows_##SUF), FL_PICK(ce_class_vg_lanes_##SUF)); \
+    }
+FL_CE_CLASS(f32, float, 0)
+FL_CE_CLASS(f64, double, 1)
+
+/* With no classes each item's loss is an empty sum, 0 (as the reference has it). */
+static double ce_prob_run(fl_class_job *J, fl_block_fn *rows, fl_block_fn *lanes, size_t itemsize)
+{
+    if (J->c == 0) {
+        if (J->loss_out)
+            memset(J->loss_out, 0, (size_t)(J->n * J->d) * itemsize);
+        return 0.0;
+    }
+    return run_class(J, rows, lanes);
+}
+
+#define FL_CE_PROB(SUF, REAL, IS64)                                                             \
+    double fl_ce_prob_fwd_##SUF(const REAL *x, const REAL *p, const REAL *w, int64_t n_w,       \
+                                int64_t n, int64_t c, int64_t d, double label_smoothing,        \
+                                REAL *loss_out, int64_t n_out)                                  \
+    {                                                                                           \
+        fl_class_job J = class_job(x, p, NULL, w, n_w, n, c, d, 0, label_smoothing, 0.0, NULL,  \
+                                   0, loss_out, n_out, NULL, IS64);                             \
+        return ce_prob_run(&J, FL_PICK(ce_prob_fwd_rows_##SUF), FL_PICK(ce_prob_fwd_lanes_##SUF), \
+                           sizeof(REAL));                                                       \
+    }                                                                                           \
+    double fl_ce_prob_vg_##SUF(const REAL *x, const REAL *p, const REAL *w, int64_t n_w,        \
+                               int64_t n, int64_t c, int64_t d, double label_smoothing,         \
+                               double gscale, const REAL *gvec, int64_t n_gvec,                 \
+                               REAL *loss_out, int64_t n_out, REAL *gx)                         \
+    {                                                                                           \
+        fl_class_job J = class_job(x, p, NULL, w, n_w, n, c, d, 0, label_smoothing, gscale,     \
+                                   gvec, n_gvec, loss_out, n_out, gx, IS64);                    \
+        return ce_prob_run(&J, FL_PICK(ce_prob_vg_rows_##SUF), FL_PICK(ce_prob_vg_lanes_##SUF), \
+                           sizeof(REAL));                                                       \
+    }
+FL_CE_PROB(f32, float, 0)
+FL_CE_PROB(f64, double, 1)
+
+/* ---- element-wise losses ---------------------------------------------------------- */
+
+static double pw_run(fl_block_fn *fn, const void *x, const void *t, const void *w, int64_t n_w,
+                     const void *a, int64_t n, double param, double gscale, const void *gvec,
+                     int64_t n_gvec, void *loss_out, int64_t n_out, void *gx, void *gx2)
+{
+    fl_pw_job J = {x, t, n_w ? w : NULL, a, n_gvec ? gvec : NULL, n_out ? loss_out : NULL,
+                   gx, gx2, n, param, gscale};
+    return fl_run(fn, &J, n, fl_per_block(1));
+}
+
+#define FL_PW(NAME, SUF, REAL)                                                                  \
+    double fl_##NAME##_fwd_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,      \
+                                 int64_t n, double param, REAL *loss_out, int64_t n_out)        \
+    {                                                                                           \
+        return pw_run(FL_PICK(NAME##_fwd_##SUF), x, t, w, n_w, NULL, n, param, 0.0, NULL, 0,    \
+                      loss_out, n_out, NULL, NULL);                                             \
+    }                                                                                           \
+    double fl_##NAME##_vg_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,       \
+                                int64_t n, double param, double gscale, const REAL *gvec,       \
+                                int64_t n_gvec, REAL *loss_out, int64_t n_out, REAL *gx)        \
+    {                                                                                           \
+        return pw_run(FL_PICK(NAME##_vg_##SUF), x, t, w, n_w, NULL, n, param, gscale, gvec,     \
+                      n_gvec, loss_out, n_out, gx, NULL);                                       \
+    }
+#define FL_PW_BOTH(NAME) FL_PW(NAME, f32, float) FL_PW(NAME, f64, double)
+
+FL_PW_BOTH(l1)
+FL_PW_BOTH(mse)
+FL_PW_BOTH(smooth_l1)
+FL_PW_BOTH(huber)
+FL_PW_BOTH(bce)
+
+#define FL_BINARY_MARGIN(SUF, REAL)                                                              \
+    double fl_bce_logits_fwd_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,     \
+                                   const REAL *pw, int64_t n_pw, int64_t n, REAL *loss_out,      \
+                                   int64_t n_out)                                                \
+    {                                                                                            \
+        fl_block_fn *fn = n_pw ? FL_PICK(bce_logits_pw_fwd_##SUF) : FL_PICK(bce_logits_fwd_##SUF); \
+        return pw_run(fn, x, t, w, n_w, n_pw ? pw : NULL, n, 0.0, 0.0, NULL, 0, loss_out, n_out, \
+                      NULL, NULL);                                                               \
+    }                                                                                            \
+    double fl_bce_logits_vg_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,      \
+                                  const REAL *pw, int64_t n_pw, int64_t n, double gscale,        \
+                                  const REAL *gvec, int64_t n_gvec, REAL *loss_out,              \
+                                  int64_t n_out, REAL *gx)                                       \
+    {                                                                                            \
+        fl_block_fn *fn = n_pw ? FL_PICK(bce_logits_pw_vg_##SUF) : FL_PICK(bce_logits_vg_##SUF); \
+        return pw_run(fn, x, t, w, n_w, n_pw ? pw : NULL, n, 0.0, gscale, gvec, n_gvec,          \
+                      loss_out, n_out, gx, NULL);                                                \
+    }                                                                                            \
+    double fl_hinge_embedding_fwd_##SUF(const REAL *x, const REAL *t, int64_t n, double margin,  \
+                                        REAL *loss_out, int64_t n_out)                           \
+    {                                                                                            \
+        return pw_run(FL_PICK(hinge_embedding_fwd_##SUF), x, t, NULL, 0, NULL, n, margin, 0.0,   \
+                      NULL, 0, loss_out, n_out, NULL, NULL);                                     \
+    }                                                                                            \
+    double fl_hinge_embedding_vg_##SUF(const REAL *x, const REAL *t, int64_t n, double margin,   \
+                                       double gscale, const REAL *gvec, int64_t n_gvec,          \
+                                       REAL *loss_out, int64_t n_out, REAL *gx)                  \
+    {                                                                                            \
+        return pw_run(FL_PICK(hinge_embedding_vg_##SUF), x, t, NULL, 0, NULL, n, margin, gscale, \
+                      gvec, n_gvec, loss_out, n_out, gx, NULL);                                  \
+    }                                                                                            \
+    double fl_soft_margin_fwd_##SUF(const REAL *x, const REAL *t, int64_t n, REAL *loss_out,     \
+                                    int64_t n_out)                                               \
+    {                                                                                            \
+        return pw_run(FL_PICK(soft_margin_fwd_##SUF), x, t, NULL, 0, NULL, n, 0.0, 0.0, NULL, 0, \
+                      loss_out, n_out, NULL, NULL);                                              \
+    }                                                                                            \
+    double fl_soft_margin_vg_##SUF(const REAL *x, const REAL *t, int64_t n, double gscale,       \
+                                   const REAL *gvec, int64_t n_gvec, REAL *loss_out,             \
+                                   int64_t n_out, REAL *gx)                                      \
+    {                                                                                            \
+        return pw_run(FL_PICK(soft_margin_vg_##SUF), x, t, NULL, 0, NULL, n, 0.0, gscale, gvec,  \
+                      n_gvec, loss_out, n_out, gx, NULL);                                        \
+    }                                                                                            \
+    double fl_margin_ranking_fwd_##SUF(const REAL *x1, const REAL *x2, const REAL *t, int64_t n, \
+                                       double margin, REAL *loss_out, int64_t n_out)             \
+    {                                                                                            \
+        return pw_run(FL_PICK(margin_ranking_fwd_##SUF), x1, t, NULL, 0, x2, n, margin, 0.0,     \
+                      NULL, 0, loss_out, n_out, NULL, NULL);                                     \
+    }                                                                                            \
+    double fl_margin_ranking_vg_##SUF(const REAL *x1, const REAL *x2, const REAL *t, int64_t n,  \
+                                      double margin, double gscale, const REAL *gvec,            \
+                                      int64_t n_gvec, REAL *loss_out, int64_t n_out, REAL *gx1,  \
+                                      REAL *gx2)                                                 \
+    {                                                                                            \
+        return pw_run(FL_PICK(margin_ranking_vg_##SUF), x1, t, NULL, 0, x2, n, margin, gscale,   \
+                      gvec, n_gvec, loss_out, n_out, gx1, gx2);                                  \
+    }
+FL_BINARY_MARGIN(f32, float)
+FL_BINARY_MARGIN(f64, double)
+
+/* ---- row losses ------------------------------------------------------------------- */
+
+static double rows_run(fl_block_fn *fn, const void *x, const void *y, const int64_t *t,
+                       const void *w, int64_t w_rows, int64_t n, int64_t c, int p, double margin,
+                       double gscale, const void *gvec, int64_t n_gvec, void *loss_out,
+                       int64_t n_out, void *gx)
+{
+    fl_rows_job J = {x, y, w_rows ? w : NULL, n_gvec ? gvec : NULL, t, n_out ? loss_out : NULL,
+                     gx, n, c, w_rows, p, margin, gscale};
+    return fl_run(fn, &J, n, fl_per_block(c));
+}
+
+#define FL_ROWS(SUF, REAL)                                                                       \
+    double fl_multi_margin_fwd_##SUF(const REAL *x, const int64_t *t, const REAL *w,             \
+                                     int64_t n_w, int64_t n, int64_t c, int p, double margin,    \
+                                     REAL *loss_out, int64_t n_out)                              \
+    {                                                                                            \
+        return rows_run(FL_PICK(multi_margin_fwd_##SUF), x, NULL, t, w, n_w ? 1 : 0, n, c, p,    \
+                        margin, 0.0, NULL, 0, loss_out, n_out, NULL);                            \
+    }                                                                                            \
+    double fl_multi_margin_vg_##SUF(const REAL *x, const int64_t *t, const REAL *w, int64_t n_w, \
+                                    int64_t n, int64_t c, int p, double margin, double gscale,   \
+                                    const REAL *gvec, int64_t n_gvec, REAL *loss_out,            \
+                                    int64_t n_out, REAL *gx)                                     \
+    {                                                                                            \
+        return rows_run(FL_PICK(multi_margin_vg_##SUF), x, NULL, t, w, n_w ? 1 : 0, n, c, p,     \
+                        margin, gscale, gvec, n_gvec, loss_out, n_out, gx);                      \
+    }                                                                                            \
+    double fl_multilabel_soft_margin_fwd_##SUF(const REAL *x, const REAL *y, const REAL *w,      \
+                                               int64_t w_rows, int64_t n, int64_t c,             \
+                                               REAL *loss_out, int64_t n_out)                    \
+    {                                                                                            \
+        return rows_run(FL_PICK(mlsm_fwd_##SUF), x, y, NULL, w, w_rows, n, c, 0, 0.0, 0.0, NULL, \
+                        0, loss_out, n_out, NULL);                                               \
+    }                                                                                            \
+    double fl_multilabel_soft_margin_vg_##SUF(const REAL *x, const REAL *y, const REAL *w,       \
+                                              int64_t w_rows, int64_t n, int64_t c,              \
+                                              double gscale, const REAL *gvec, int64_t n_gvec,   \
+                                              REAL *loss_out, int64_t n_out, REAL *gx)           \
+    {                                                                                            \
+        return rows_run(FL_PICK(mlsm_vg_##SUF), x, y, NULL, w, w_rows, n, c, 0, 0.0, gscale,     \
+                        gvec, n_gvec, loss_out, n_out, gx);                                      \
+    }
+FL_ROWS(f32, float)
+FL_ROWS(f64, double)

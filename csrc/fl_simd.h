@@ -1,0 +1,372 @@
+/* Portable 8-lane vectors (GCC/Clang vector extensions) and the vectorized exp/log the
+ * kernels use. Everything here is static inline so that each instruction-set pass
+ * (fl_isa_base.c, fl_isa_avx2.c) compiles its own copy for its own target.
+ *
+ * The math functions are written so that they are right for every input, including the
+ * ones -ffast-math would assume away: NaN gives NaN, +-inf and overflow/underflow give
+ * the IEEE results (exp: 0 / +inf, with subnormal results kept; log: -inf at 0, NaN
+ * below 0). No float->int conversion of a possibly-NaN value is done (that would be
+ * undefined behaviour in C): rounding to an integer uses the 1.5*2^p "magic number" add,
+ * and exponents are moved with integer bit operations on the float's representation.
+ */
+#ifndef FL_SIMD_H
+#define FL_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* 32-byte vectors: 8 floats or 4 doubles (one AVX register; two SSE ones). Wider
+ * generic vectors are avoided: GCC lowers them through memory. */
+#define FL_W32 8
+#define FL_W64 4
+
+typedef float v8sf __attribute__((vector_size(32)));
+typedef int32_t v8si __attribute__((vector_size(32)));
+typedef float v4sf __attribute__((vector_size(16)));
+typedef double v4df __attribute__((vector_size(32)));
+typedef int64_t v4di __attribute__((vector_size(32)));
+
+#define FL_INLINE static inline __attribute__((always_inline))
+
+/* ---- loads, stores, lane masks, selects ---------------------------------------- */
+
+FL_INLINE v8sf ld_f32(const float *p) { v8sf v; memcpy(&v, p, sizeof v); return v; }
+FL_INLINE v4df ld_f64(const double *p) { v4df v; memcpy(&v, p, sizeof v); return v; }
+FL_INLINE void st_f32(float *p, v8sf v) { memcpy(p, &v, sizeof v); }
+FL_INLINE void st_f64(double *p, v4df v) { memcpy(p, &v, sizeof v); }
+
+/* Lanes [0, cnt) from p (elements `stride` apart), the others `fill`. */
+FL_INLINE v8sf ldn_f32(const float *p, int64_t stride, int cnt, float fill)
+{
+    if (cnt == FL_W32 && stride == 1)
+        return ld_f32(p);
+    float tmp[FL_W32];
+    for (int l = 0; l < FL_W32; l++)
+        tmp[l] = l < cnt ? p[l * stride] : fill;
+    return ld_f32(tmp);
+}
+FL_INLINE v4df ldn_f64(const double *p, int64_t stride, int cnt, double fill)
+{
+    if (cnt == FL_W64 && stride == 1)
+        return ld_f64(p);
+    double tmp[FL_W64];
+    for (int l = 0; l < FL_W64; l++)
+        tmp[l] = l < cnt ? p[l * stride] : fill;
+    return ld_f64(tmp);
+}
+FL_INLINE void stn_f32(float *p, int64_t stride, int cnt, v8sf v)
+{
+    if (cnt == FL_W32 && stride == 1) {
+        st_f32(p, v);
+        return;
+    }
+    for (int l = 0; l < cnt; l++)
+        p[l * stride] = v[l];
+}
+FL_INLINE void stn_f64(double *p, int64_t stride, int cnt, v4df v)
+{
+    if (cnt == FL_W64 && stride == 1) {
+        st_f64(p, v);
+        return;
+    }
+    for (int l = 0; l < cnt; l++)
+        p[l * stride] = v[l];
+}
+
+/* All lanes from p, elements `stride` apart: element inserts, which unlike a store to a
+ * buffer and a vector load do not stall on store-to-load forwarding. */
+FL_INLINE v8sf gather_f32(const float *p, int64_t s)
+{
+    return (v8sf){p[0], p[s], p[2 * s], p[3 * s], p[4 * s], p[5 * s], p[6 * s], p[7 * s]};
+}
+FL_INLINE v4df gather_f64(const double *p, int64_t s) { return (v4df){p[0], p[s], p[2 * s], p[3 * s]}; }
+
+FL_INLINE v8si lanes_lt_i32(int cnt)
+{
+    const v8si idx = {0, 1, 2, 3, 4, 5, 6, 7};
+    return idx < cnt;
+}
+FL_INLINE v4di lanes_lt_i64(int cnt)
+{
+    const v4di idx = {0, 1, 2, 3};
+    return idx < (int64_t)cnt;
+}
+
+FL_INLINE v8sf sel_f32(v8si m, v8sf a, v8sf b) { return (v8sf)((m & (v8si)a) | (~m & (v8si)b)); }
+FL_INLINE v4df sel_f64(v4di m, v4df a, v4df b) { return (v4df)((m & (v4di)a) | (~m & (v4di)b)); }
+
+/* a > b ? a : b per lane (b when either is NaN: callers rely on NaN reaching the result
+ * through exp/log, not through the max). That is exactly what (v)maxps computes, one
+ * instruction where the generic select takes two. */
+FL_INLINE v8sf max_f32(v8sf a, v8sf b)
+{
+#if defined(__AVX__)
+    return __builtin_ia32_maxps256(a, b);
+#else
+    return sel_f32(a > b, a, b);
+#endif
+}
+FL_INLINE v4df max_f64(v4df a, v4df b)
+{
+#if defined(__AVX__)
+    return __builtin_ia32_maxpd256(a, b);
+#else
+    return sel_f64(a > b, a, b);
+#endif
+}
+FL_INLINE v8sf abs_f32(v8sf a) { return (v8sf)((v8si)a & 0x7fffffff); }
+FL_INLINE v4df abs_f64(v4df a) { return (v4df)((v4di)a & 0x7fffffffffffffffLL); }
+
+/* Horizontal reductions in a fixed lane order (so results never depend on the ISA's
+ * vector width). */
+FL_INLINE double hsum_f64(v4df v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+/* A float64 accumulator of 8 lanes, as two 4-double vectors. */
+typedef struct {
+    v4df lo, hi;
+} fl_acc;
+
+FL_INLINE void acc_add_f32(fl_acc *acc, v8sf v)
+{
+    v4sf lo, hi;
+    memcpy(&lo, &v, 16);
+    memcpy(&hi, (char *)&v + 16, 16);
+#if defined(__AVX__) && !defined(__clang__)
+    /* GCC 12 splits the generic conversion into 2-lane pieces; this is one vcvtps2pd */
+    acc->lo += __builtin_ia32_cvtps2pd256(lo);
+    acc->hi += __builtin_ia32_cvtps2pd256(hi);
+#else
+    acc->lo += __builtin_convertvector(lo, v4df);
+    acc->hi += __builtin_convertvector(hi, v4df);
+#endif
+}
+FL_INLINE void acc_add_f64(fl_acc *acc, v4df v) { acc->lo += v; }
+FL_INLINE double acc_sum(fl_acc acc) { return hsum_f64(acc.lo) + hsum_f64(acc.hi); }
+FL_INLINE float hsum_f32(v8sf v)
+{
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+FL_INLINE float hmax_f32(v8sf v)
+{
+    float m = v[0];
+    for (int l = 1; l < FL_W32; l++)
+        m = v[l] > m ? v[l] : m;
+    return m;
+}
+FL_INLINE double hmax_f64(v4df v)
+{
+    double m = v[0];
+    for (int l = 1; l < FL_W64; l++)
+        m = v[l] > m ? v[l] : m;
+    return m;
+}
+
+/* ---- exp ------------------------------------------------------------------------ */
+
+/* exp(x), float: Cephes' expf polynomial on r = x - n ln2, |r| <= ln2/2, then times 2^n
+ * built in two halves so that subnormal results (x down to -103.97) come out right. */
+FL_INLINE v8sf exp_f32(v8sf x)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    v8si over = x > 88.72283935546875f;
+    v8si under = x < -103.972084045410f;
+    v8sf xc = sel_f32(x > 88.8f, (v8sf){} + 88.8f, x);
+    xc = sel_f32(x < -104.0f, (v8sf){} - 104.0f, xc);
+    v8sf t = xc * 1.44269504088896341f + magic;
+    v8sf n = t - magic;
+    v8sf r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    v8sf p = (v8sf){} + 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * (r * r) + r + 1.0f;
+    v8si ni = (v8si)t - (v8si)((v8sf){} + magic);
+    v8si n1 = ni >> 1;
+    v8si n2 = ni - n1;
+    v8sf s1 = (v8sf)((n1 + 127) << 23);
+    v8sf s2 = (v8sf)((n2 + 127) << 23);
+    v8sf y = (p * s1) * s2;
+    y = sel_f32(under, (v8sf){}, y);
+    return sel_f32(over, (v8sf){} + __builtin_inff(), y);
+}
+
+/* exp(x), double: degree-13 Taylor polynomial on |r| <= ln2/2 (truncation < 2e-18
+ * relative), same reduction and two-step scaling as exp_f32. */
+FL_INLINE v4df exp_f64(v4df x)
+{
+    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    v4di over = x > 709.782712893384;
+    v4di under = x < -745.1332191019412;
+    v4df xc = sel_f64(x > 710.0, (v4df){} + 710.0, x);
+    xc = sel_f64(x < -746.0, (v4df){} - 746.0, xc);
+    v4df t = xc * 1.4426950408889634 + magic;
+    v4df n = t - magic;
+    v4df r = xc - n * 6.93145751953125E-1;
+    r = r - n * 1.42860682030941723212E-6;
+    v4df p = (v4df){} + 1.0 / 6227020800.0;          /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * (r * r) + r + 1.0;
+    v4di ni = (v4di)t - (v4di)((v4df){} + magic);
+    v4di n1 = ni >> 1;
+    v4di n2 = ni - n1;
+    v4df s1 = (v4df)((n1 + 1023) << 52);
+    v4df s2 = (v4df)((n2 + 1023) << 52);
+    v4df y = (p * s1) * s2;
+    y = sel_f64(under, (v4df){}, y);
+    return sel_f64(over, (v4df){} + __builtin_inf(), y);
+}
+
+/* exp(x) for x <= 0 (and NaN, -inf), the case of softmax and softplus terms: no
+ * overflow handling, and results below FLT_MIN (x < -87.34) flushed to 0 -- they are
+ * below 1.2e-38 and vanish in every sum they enter. A third fewer instructions than
+ * exp_f32. (A positive x would come out right up to about 88.) */
+FL_INLINE v8sf expneg_f32(v8sf x)
+{
+    const float magic = 12582912.0f;
+    v8sf t = x * 1.44269504088896341f + magic;
+    v8sf n = t - magic;
+    v8sf r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    v8sf p = (v8sf){} + 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * (r * r) + r + 1.0f;
+    /* bits(t) = bits(magic) + n, and bits(magic) << 23 vanishes modulo 2^32 */
+    v8sf scale = (v8sf)(((v8si)t << 23) + 0x3f800000);
+    return (v8sf)(~(x < -87.33654f) & (v8si)(p * scale));
+}
+FL_INLINE v4df expneg_f64(v4df x)
+{
+    const double magic = 6755399441055744.0;
+    v4df t = x * 1.4426950408889634 + magic;
+    v4df n = t - magic;
+    v4df r = x - n * 6.93145751953125E-1;
+    r = r - n * 1.42860682030941723212E-6;
+    v4df p = (v4df){} + 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * (r * r) + r + 1.0;
+    /* bits(magic) = 0x4338000000000000: shifted left by 52 it vanishes modulo 2^64 */
+    v4df scale = (v4df)(((v4di)t << 52) + 0x3ff0000000000000LL);
+    return (v4df)(~(x < -708.3964185322641) & (v4di)(p * scale));
+}
+
+/* ---- log ------------------------------------------------------------------------ */
+
+/* log(1 + f) for f in [sqrt(1/2) - 1, sqrt(2) - 1]: 2 atanh(s), s = f / (2 + f),
+ * |s| <= 0.1716, by its odd series (float: to s^9, error < 1e-9 relative). */
+FL_INLINE v8sf log1p_small_f32(v8sf f)
+{
+    v8sf s = f / (f + 2.0f);
+    v8sf z = s * s;
+    v8sf p = (v8sf){} + (1.0f / 9.0f);
+    p = p * z + (1.0f / 7.0f);
+    p = p * z + (1.0f / 5.0f);
+    p = p * z + (1.0f / 3.0f);
+    return (s + s) + (s + s) * (z * p);
+}
+/* double: to s^19, error < 3e-17 relative. */
+FL_INLINE v4df log1p_small_f64(v4df f)
+{
+    v4df s = f / (f + 2.0);
+    v4df z = s * s;
+    v4df p = (v4df){} + (1.0 / 19.0);
+    p = p * z + (1.0 / 17.0);
+    p = p * z + (1.0 / 15.0);
+    p = p * z + (1.0 / 13.0);
+    p = p * z + (1.0 / 11.0);
+    p = p * z + (1.0 / 9.0);
+    p = p * z + (1.0 / 7.0);
+    p = p * z + (1.0 / 5.0);
+    p = p * z + (1.0 / 3.0);
+    return (s + s) + (s + s) * (z * p);
+}
+
+/* log(1 + e) for e in [0, 1] (NaN gives NaN), the softplus term log1p(exp(-|x|)):
+ * float: e Q(e), Q a degree-9 polynomial fitted to log1p(e) / e on [0, 1] (relative
+ * error < 2e-7, no division, exact relative accuracy as e -> 0). */
+FL_INLINE v8sf log1p_unit_f32(v8sf e)
+{
+    v8sf p = (v8sf){} - 0.0031639994122087955f;
+    p = p * e + 0.019487686455249786f;
+    p = p * e - 0.05626952648162842f;
+    p = p * e + 0.10532950609922409f;
+    p = p * e - 0.15263274312019348f;
+    p = p * e + 0.19661018252372742f;
+    p = p * e - 0.24951167404651642f;
+    p = p * e + 0.33329665660858154f;
+    p = p * e - 0.49999889731407166f;
+    p = p * e + 1.0f;
+    return p * e;
+}
+/* double: range-reduced to f in [sqrt(1/2) - 1, sqrt(2) - 1] (no 1 + e is formed). */
+FL_INLINE v4df log1p_unit_f64(v4df e)
+{
+    v4di big = e > 0.41421356237309503;
+    v4df f = sel_f64(big, (e - 1.0) * 0.5, e);
+    v4df k = sel_f64(big, (v4df){} + 0.693147180559945309, (v4df){});
+    return k + log1p_small_f64(f);
+}
+
+/* log(x): -inf at +-0, NaN below 0 and at NaN, +inf at +inf, subnormals handled. */
+FL_INLINE v8sf log_f32(v8sf x)
+{
+    v8si tiny = x < 1.17549435e-38f;
+    v8sf xs = sel_f32(tiny, x * 8388608.0f, x);             /* times 2^23 */
+    v8si bits = (v8si)xs;
+    v8si ebits = (bits >> 23) & 0xff;
+    v8sf e = (v8sf)(ebits | 0x4b000000) - 8388608.0f;       /* float(ebits), exactly */
+    v8sf m = (v8sf)((bits & 0x007fffff) | 0x3f800000);      /* mantissa in [1, 2) */
+    v8si big = m > 1.41421356237309503f;
+    m = sel_f32(big, m * 0.5f, m);
+    v8sf k = e - 127.0f + sel_f32(big, (v8sf){} + 1.0f, (v8sf){})
+             - sel_f32(tiny, (v8sf){} + 23.0f, (v8sf){});
+    v8sf y = k * 0.693147180559945309f + log1p_small_f32(m - 1.0f);
+    y = sel_f32(x == 0.0f, (v8sf){} - __builtin_inff(), y);
+    y = sel_f32(x == __builtin_inff(), (v8sf){} + __builtin_inff(), y);
+    return sel_f32(x >= 0.0f, y, (v8sf){} + __builtin_nanf(""));
+}
+FL_INLINE v4df log_f64(v4df x)
+{
+    v4di tiny = x < 2.2250738585072014e-308;
+    v4df xs = sel_f64(tiny, x * 4503599627370496.0, x);     /* times 2^52 */
+    v4di bits = (v4di)xs;
+    v4di ebits = (bits >> 52) & 0x7ff;
+    v4df e = (v4df)(ebits | 0x4330000000000000LL) - 4503599627370496.0;
+    v4df m = (v4df)((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+    v4di big = m > 1.41421356237309503;
+    m = sel_f64(big, m * 0.5, m);
+    v4df k = e - 1023.0 + sel_f64(big, (v4df){} + 1.0, (v4df){})
+             - sel_f64(tiny, (v4df){} + 52.0, (v4df){});
+    v4df y = k * 0.693147180559945309 + log1p_small_f64(m - 1.0);
+    y = sel_f64(x == 0.0, (v4df){} - __builtin_inf(), y);
+    y = sel_f64(x == __builtin_inf(), (v4df){} + __builtin_inf(), y);
+    return sel_f64(x >= 0.0, y, (v4df){} + __builtin_nan(""));
+}
+
+#endif
