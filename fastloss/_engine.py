@@ -50,7 +50,8 @@ class Prepared(NamedTuple):
 
 def check_targets(prep, backend=None):
     """Range-check class indices with the `class_targets` kernel (which cannot raise, so
-    it reports the first bad position) and fill in a weight-sum denominator."""
+    it reports the first bad position); return the denominator of "mean": prep.denom, or
+    when that is None the summed weight of the counted targets."""
     name, target, weight, n_classes, ignore_index = prep.targets
     use_ignore = ignore_index is not None
     (wsum, bad), _ = _dispatch.call(
@@ -61,26 +62,25 @@ def check_targets(prep, backend=None):
         extra = f" and is not the ignored value {ignore_index}" if use_ignore else ""
         raise IndexError(f"{name}: class index {value} at flat position {bad} is out of "
                          f"range [0, {n_classes}){extra}")
-    return prep._replace(denom=wsum) if prep.denom is None else prep
+    return wsum if prep.denom is None else prep.denom
 
 
 def forward(prep, backend=None):
-    if prep.targets is not None:
-        prep = check_targets(prep, backend)
+    denom = prep.denom if prep.targets is None else check_targets(prep, backend)
     if prep.reduction == "none":
         loss_out = np.empty(prep.n_items, dtype=prep.dtype)
         _dispatch.call(prep.kernel + "_fwd", (*prep.arrays, *prep.params, loss_out), backend)
         return loss_out.reshape(prep.item_shape)
     total, _ = _dispatch.call(prep.kernel + "_fwd",
                               (*prep.arrays, *prep.params, _EMPTY[prep.dtype]), backend)
-    return reduce_total(total, prep.reduction, prep.denom, prep.dtype)
+    return reduce_total(total, prep.reduction, denom, prep.dtype)
 
 
 def value_and_grad(prep, which, grad_output=None, out=None, backend=None):
     """Loss value and the gradients of the differentiable arguments numbered `which`
     (positions in prep.wrt). `out` is None or one array per entry of `which`."""
     if prep.targets is not None:
-        prep = check_targets(prep, backend)
+        prep = prep._replace(denom=check_targets(prep, backend))
     dtype = prep.dtype
     if prep.reduction == "none":
         loss_out = np.empty(prep.n_items, dtype=dtype)

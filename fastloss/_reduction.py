@@ -30,8 +30,7 @@ def mean_of(total, denom):
 
 def reduce_total(total, reduction, denom, dtype):
     """The 0-d result of a 'sum' or 'mean' reduction, in the caller's dtype."""
-    value = mean_of(total, denom) if reduction == "mean" else np.float64(total)
-    return np.asarray(value, dtype=dtype)
+    return np.array(mean_of(total, denom) if reduction == "mean" else total, dtype)
 
 
 def grad_scale(reduction, denom, grad_output):
