@@ -70,7 +70,8 @@ def _declining_l1_fwd(x, t, w, loss_out):
 
 
 @pytest.fixture
-def dummy():
+def dummy(monkeypatch):
+    monkeypatch.setattr(_dispatch, "_ENV_CHOICE", None)   # these tests mean "auto"
     backend = fastloss.Backend("dummy", kernels={"mse_fwd": _fake_mse_fwd,
                                                  "l1_fwd": _declining_l1_fwd})
     fastloss.register_backend(backend)

@@ -1,0 +1,22 @@
+"""The Numba backend: fused, parallel kernels with the signatures of fastloss._reference.
+
+Every kernel is an ``@njit(cache=True)`` function at module level with its own name, so a
+fresh process loads it from Numba's on-disk cache instead of compiling it again. Each
+loss has a serial driver (small inputs: no thread-pool wake-up) and a ``parallel=True``
+driver over fixed-size blocks; see ``_common`` for why the result does not depend on the
+thread count, and ``_common.configure_threading`` for the threading layer and fork safety.
+
+Families: ``classification`` (NLL, cross-entropy), ``elementwise`` (regression, binary
+cross-entropy, Poisson/Gaussian NLL, KL divergence, hinge/soft-margin/margin-ranking),
+``rows`` (multi-class and multi-label margins, cosine and triplet embeddings); the
+vectorizable exp/log they share are in ``_math``.
+"""
+from ._common import configure_threading
+
+# Before any kernel runs: the threading layer cannot change once Numba has started it.
+THREADING_LAYER = configure_threading()
+
+# The kernels of the contract (fastloss._engine), looked up by name in this namespace.
+from .classification import *  # noqa: E402,F401,F403
+from .elementwise import *  # noqa: E402,F401,F403
+from .rows import *  # noqa: E402,F401,F403

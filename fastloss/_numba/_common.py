@@ -1,0 +1,134 @@
+"""What every Numba kernel family shares: fastmath flags, reduction blocking, the
+gradient coefficient, and serial/parallel drivers.
+
+Determinism: every kernel splits its items into blocks of a fixed size (a constant, not
+a function of the thread count), sums each block serially in float64 into ``partial[b]``
+and then adds the partials serially in block order. The result is therefore bitwise the
+same for 1, 2 or any number of threads, and for the serial driver used on small inputs.
+
+Every kernel is compiled with ``error_model="numpy"``: a float division by zero gives
+inf or NaN as in NumPy and torch, instead of raising (a kernel must never raise).
+"""
+import os
+import threading
+
+import numba
+import numpy as np
+from numba import njit
+
+from .. import _threads
+
+# 'reassoc' lets LLVM vectorize a sum (it reorders the additions inside one block, the
+# same way on every run); 'contract' allows FMA. Never 'nnan'/'ninf': NaN and inf must
+# propagate as in torch.
+FM = {"contract", "reassoc"}
+
+# Below this many elements a kernel runs its serial driver: waking the thread pool costs
+# more than the work.
+PARALLEL_MIN = 32768
+
+
+@njit(cache=True, error_model="numpy")
+def coef_at(gscale, gvec, i):
+    """c_i = gscale * gvec[i], or gscale when gvec is empty (see fastloss._engine)."""
+    if gvec.shape[0] == 0:
+        return gscale
+    return gscale * np.float64(gvec[i])
+
+
+@njit(cache=True, error_model="numpy")
+def sum_partials(partial):
+    total = 0.0
+    for b in range(partial.shape[0]):
+        total += partial[b]
+    return total
+
+
+
+
+# ------------------------------------------------------------------ threads and fork
+class _State:
+    parallel = True      # False in a forked child when the threading layer is not fork-safe
+    lock = None          # a lock around parallel calls when the layer is not thread-safe
+    generation = 0       # bumped by fastloss.set_num_threads
+
+
+STATE = _State()
+_local = threading.local()
+
+
+def _apply_threads():
+    """numba.set_num_threads is per calling thread: apply fastloss's count in this thread
+    when it changed since this thread last ran a kernel."""
+    if getattr(_local, "generation", -1) != STATE.generation:
+        numba.set_num_threads(max(1, min(_threads.get_num_threads(),
+                                         numba.config.NUMBA_NUM_THREADS)))
+        _local.generation = STATE.generation
+
+
+def _on_threads_changed(n):
+    STATE.generation += 1
+
+
+def call(par, ser, size, *args):
+    """Run the parallel driver `par` or, for small inputs (or where threads are off), the
+    serial driver `ser`; both compute the same blocks in the same order, so the result is
+    the same bit for bit."""
+    if size < PARALLEL_MIN or not STATE.parallel:
+        return ser(*args)
+    _apply_threads()
+    if STATE.lock is None:
+        return par(*args)
+    with STATE.lock:
+        return par(*args)
+
+
+def _available(layer):
+    try:
+        if layer == "tbb":
+            # Numba's own check: loads libtbb by name (so that tbbpool then resolves it)
+            # and rejects a TBB older than Numba supports.
+            from numba.np.ufunc.parallel import _check_tbb_version_compatible
+            _check_tbb_version_compatible()
+            from numba.np.ufunc import tbbpool  # noqa: F401
+        elif layer == "omp":
+            from numba.np.ufunc import omppool  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def configure_threading():
+    """Pick Numba's threading layer before the first parallel kernel runs.
+
+    TBB (the `tbb` package) is both fork-safe and thread-safe: a forked child
+    (multiprocessing, DataLoader workers) can keep running parallel kernels, and several
+    Python threads can call kernels at once. Without it, GNU OpenMP is thread-safe but a
+    forked child that launches it is killed, so a child forked after the parent ran a
+    kernel uses the serial drivers; the workqueue layer is neither, so parallel calls
+    are then serialized with a lock. A layer the user chose (NUMBA_THREADING_LAYER) is
+    respected.
+    """
+    from numba.np.ufunc import parallel
+    chosen = numba.config.THREADING_LAYER
+    if parallel._is_initialized:
+        chosen = numba.threading_layer()      # already started by other code: it stays
+    elif chosen in ("default", "safe", "threadsafe", "forksafe"):
+        if _available("tbb"):
+            chosen = "tbb"
+        elif _available("omp"):
+            chosen = "omp"
+        else:
+            chosen = "workqueue"
+        numba.config.THREADING_LAYER = chosen
+    STATE.lock = threading.Lock() if chosen == "workqueue" else None
+    if chosen != "tbb" and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+    if _on_threads_changed not in _threads._on_change:
+        _threads._on_change.append(_on_threads_changed)
+    return chosen
+
+
+def _after_fork_in_child():
+    STATE.parallel = False
+    STATE.lock = None

@@ -1,0 +1,468 @@
+"""Scalar building blocks of the Numba kernels: a vectorizable exp and log.
+
+numba 0.68 has no SVML, so ``math.exp``/``math.log`` inside a loop stay scalar libm
+calls. These polynomial versions use only arithmetic, ``floor`` and integer<->float
+bit-casts (tiny LLVM intrinsics below), so LLVM's loop vectorizer turns a loop of them
+into 8-wide AVX2 code. Accuracy: ~1 ulp in float32, a few ulp in float64. Special values
+follow libm (exp: +-inf, NaN, overflow to inf, underflow to 0; log: 0 -> -inf, x < 0 ->
+NaN, inf -> inf, subnormal inputs handled) through selects, never through branches, so
+no fastmath flag that assumes finite values is needed.
+
+``fexp``, ``fexpm``, ``flog``, ``flog1p``, ``flog1p_unit`` and ``fmaximum`` dispatch on
+the argument's type, so kernels written once run at float32 speed on float32 data.
+``fcast(ref, v)`` turns the Python float ``v`` into ``ref``'s type: a bare literal like
+``0.5`` is float64 in Numba and would silently widen a float32 loop.
+"""
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+# Only 'contract' (FMA): no reassoc here, Cody-Waite reduction must stay as written.
+STRICT = {"contract"}
+
+_F32 = ir.FloatType()
+_F64 = ir.DoubleType()
+
+
+def _ll(ty):
+    return _F32 if ty == types.float32 else _F64
+
+
+@intrinsic
+def fmaximum(typingctx, a, b):
+    """max(a, b) propagating NaN (llvm.maximum): vectorizable as a reduction without
+    'nnan', unlike ``max`` or a compare-and-select."""
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lt = _ll(sig.args[0])
+        name = "llvm.maximum.f32" if lt == _F32 else "llvm.maximum.f64"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lt, [lt, lt]), name)
+        return builder.call(fn, args)
+    return a(a, a), codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, i):
+    """Hint the CPU to fetch the cache line of arr[i] (llvm.prefetch, read, keep in all
+    levels): lets a row's memory arrive while the previous row is being computed."""
+    if not (isinstance(arr, types.Array) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        i8p = ir.IntType(8).as_pointer()
+        fn = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [i8p, ir.IntType(32), ir.IntType(32), ir.IntType(32)]),
+            "llvm.prefetch.p0")
+        i32 = ir.IntType(32)
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.none(arr, i), codegen
+
+
+@intrinsic
+def _scale2(typingctx, y, n):
+    """y * 2**n for an integral-valued float n with |n| <= 2 * (max exponent): split into
+    two powers of two so that neither overflows nor underflows on its own."""
+    if not (isinstance(y, types.Float) and y == n):
+        return None
+
+    def codegen(context, builder, sig, args):
+        yv, nv = args
+        if sig.args[0] == types.float32:
+            it, bias, shift, ft = ir.IntType(32), 127, 23, _F32
+        else:
+            it, bias, shift, ft = ir.IntType(64), 1023, 52, _F64
+        ni = builder.fptosi(nv, it)
+        h = builder.ashr(ni, ir.Constant(it, 1))
+        lo = builder.sub(ni, h)
+        p1 = builder.bitcast(builder.shl(builder.add(h, ir.Constant(it, bias)),
+                                         ir.Constant(it, shift)), ft)
+        p2 = builder.bitcast(builder.shl(builder.add(lo, ir.Constant(it, bias)),
+                                         ir.Constant(it, shift)), ft)
+        return builder.fmul(builder.fmul(yv, p1), p2)
+    return y(y, n), codegen
+
+
+@intrinsic
+def _scale1(typingctx, y, n):
+    """y * 2**n for an integral-valued float n in the normal exponent range."""
+    if not (isinstance(y, types.Float) and y == n):
+        return None
+
+    def codegen(context, builder, sig, args):
+        yv, nv = args
+        if sig.args[0] == types.float32:
+            it, bias, shift, ft = ir.IntType(32), 127, 23, _F32
+        else:
+            it, bias, shift, ft = ir.IntType(64), 1023, 52, _F64
+        ni = builder.fptosi(nv, it)
+        p = builder.bitcast(builder.shl(builder.add(ni, ir.Constant(it, bias)),
+                                        ir.Constant(it, shift)), ft)
+        return builder.fmul(yv, p)
+    return y(y, n), codegen
+
+
+@intrinsic
+def _frexp1(typingctx, x):
+    """(m, e) with x = m * 2**e, m in [1, 2), for a positive normal x; e as a float."""
+    if not isinstance(x, types.Float):
+        return None
+
+    def codegen(context, builder, sig, args):
+        (xv,) = args
+        if sig.args[0] == types.float32:
+            it, bias, shift, ft, mmask, one = ir.IntType(32), 127, 23, _F32, 0x007FFFFF, 0x3F800000
+        else:
+            it, bias, shift, ft = ir.IntType(64), 1023, 52, _F64
+            mmask, one = 0x000FFFFFFFFFFFFF, 0x3FF0000000000000
+        bits = builder.bitcast(xv, it)
+        e = builder.sub(builder.lshr(bits, ir.Constant(it, shift)), ir.Constant(it, bias))
+        m = builder.bitcast(builder.or_(builder.and_(bits, ir.Constant(it, mmask)),
+                                        ir.Constant(it, one)), ft)
+        ef = builder.sitofp(e, ft)
+        tup = context.get_value_type(sig.return_type)
+        out = cgutils.get_null_value(tup)
+        out = builder.insert_value(out, m, 0)
+        return builder.insert_value(out, ef, 1)
+    return types.UniTuple(x, 2)(x), codegen
+
+
+# ---------------------------------------------------------------- float32
+_E32 = dict(
+    lo=np.float32(-105.0), hi=np.float32(89.0), log2e=np.float32(1.44269504088896341),
+    ln2hi=np.float32(0.693359375), ln2lo=np.float32(-2.12194440e-4), half=np.float32(0.5),
+    one=np.float32(1.0),
+    p0=np.float32(1.9875691500e-4), p1=np.float32(1.3981999507e-3),
+    p2=np.float32(8.3334519073e-3), p3=np.float32(4.1665795894e-2),
+    p4=np.float32(1.6666665459e-1), p5=np.float32(5.0000001201e-1))
+E32_LO, E32_HI, E32_LOG2E = _E32["lo"], _E32["hi"], _E32["log2e"]
+E32_LN2HI, E32_LN2LO, F32_HALF, F32_ONE = (_E32["ln2hi"], _E32["ln2lo"], _E32["half"],
+                                           _E32["one"])
+E32_P0, E32_P1, E32_P2, E32_P3, E32_P4, E32_P5 = (_E32[k] for k in
+                                                  ("p0", "p1", "p2", "p3", "p4", "p5"))
+
+
+@njit(cache=True, error_model="numpy", fastmath=STRICT)
+def exp_f32(x):
+    """exp(x) in float32 (Cephes expf polynomial, Cody-Waite reduction)."""
+    xc = x if x > E32_LO else E32_LO          # NaN -> E32_LO; restored at the end
+    xc = xc if xc < E32_HI else E32_HI        # (each a single vmaxps / vminps)
+    n = np.floor(xc * E32_LOG2E + F32_HALF)
+    r = xc - n * E32_LN2HI
+    r = r - n * E32_LN2LO
+    p = E32_P0
+    p = p * r + E32_P1
+    p = p * r + E32_P2
+    p = p * r + E32_P3
+    p = p * r + E32_P4
+    p = p * r + E32_P5
+    y = p * (r * r) + r + F32_ONE
+    y = _scale2(y, n)
+    return y if x == x else x
+
+
+EM32_LO = np.float32(-87.33654)   # exp(EM32_LO) ~ the smallest normal float32
+
+
+@njit(cache=True, error_model="numpy", fastmath=STRICT)
+def expm_f32(z):
+    """exp(z) for z <= 0 (or NaN), flushing results below the normal range to 0: the
+    cheaper exp of softmax and log-sum-exp terms, whose arguments are x - max(x)."""
+    zn = z if z > EM32_LO else EM32_LO    # for n only: NaN -> EM32_LO, no NaN to convert
+    n = np.floor(zn * E32_LOG2E + F32_HALF)
+    r = z - n * E32_LN2HI                 # z itself, so NaN propagates through r
+    r = r - n * E32_LN2LO
+    p = E32_P0
+    p = p * r + E32_P1
+    p = p * r + E32_P2
+    p = p * r + E32_P3
+    p = p * r + E32_P4
+    p = p * r + E32_P5
+    y = _scale1(p * (r * r) + r + F32_ONE, n)
+    return F32_ZERO if z < EM32_LO else y
+
+
+# ---------------------------------------------------------------- float64
+E64_LO, E64_HI = -746.0, 710.0
+E64_LOG2E = 1.4426950408889634
+E64_LN2HI, E64_LN2LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+# Taylor coefficients 1/k!, k = 13 .. 2: on |r| <= ln2/2 the truncation is ~4e-18.
+_INV_FACT = [1.0]
+for _k in range(1, 14):
+    _INV_FACT.append(_INV_FACT[-1] / _k)
+(C13, C12, C11, C10, C9, C8, C7, C6, C5, C4, C3, C2) = _INV_FACT[13:1:-1]
+
+
+@njit(cache=True, error_model="numpy", fastmath=STRICT)
+def exp_f64(x):
+    """exp(x) in float64 (degree-13 polynomial, Cody-Waite reduction)."""
+    xc = x if x > E64_LO else E64_LO
+    xc = xc if xc < E64_HI else E64_HI
+    n = np.floor(xc * E64_LOG2E + 0.5)
+    r = xc - n * E64_LN2HI
+    r = r - n * E64_LN2LO
+    p = C13
+    p = p * r + C12
+    p = p * r + C11
+    p = p * r + C10
+    p = p * r + C9
+    p = p * r + C8
+    p = p * r + C7
+    p = p * r + C6
+    p = p * r + C5
+    p = p * r + C4
+    p = p * r + C3
+    p = p * r + C2
+    y = p * (r * r) + r + 1.0
+    y = _scale2(y, n)
+    return y if x == x else x
+
+
+EM64_LO = -708.3964185322641   # exp(EM64_LO) ~ the smallest normal float64
+
+
+@njit(cache=True, error_model="numpy", fastmath=STRICT)
+def expm_f64(z):
+    """exp(z) for z <= 0 (or NaN), flushing results below the normal range to 0."""
+    zn = z if z > EM64_LO else EM64_LO
+    n = np.floor(zn * E64_LOG2E + 0.5)
+    r = z - n * E64_LN2HI
+    r = r - n * E64_LN2LO
+    p = C13
+    p = p * r + C12
+    p = p * r + C11
+    p = p * r + C10
+    p = p * r + C9
+    p = p * r + C8
+    p = p * r + C7
+    p = p * r + C6
+    p = p * r + C5
+    p = p * r + C4
+    p = p * r + C3
+    p = p * r + C2
+    y = _scale1(p * (r * r) + r + 1.0, n)
+    return 0.0 if z < EM64_LO else y
+
+
+# ---------------------------------------------------------------- log (fdlibm)
+L32 = dict(tiny=np.float32(1.17549435e-38), up=np.float32(33554432.0), upe=np.float32(25.0),
+           sqrt2=np.float32(1.41421356), two=np.float32(2.0), zero=np.float32(0.0),
+           ln2hi=np.float32(6.9313812256e-01), ln2lo=np.float32(9.0580006145e-06),
+           lg1=np.float32(0.66666662693), lg2=np.float32(0.40000972152),
+           lg3=np.float32(0.28498786688), lg4=np.float32(0.24279078841),
+           inf=np.float32(np.inf), nan=np.float32(np.nan))
+L32_TINY, L32_UP, L32_UPE, L32_SQRT2, F32_TWO, F32_ZERO = (L32[k] for k in (
+    "tiny", "up", "upe", "sqrt2", "two", "zero"))
+L32_LN2HI, L32_LN2LO, L32_LG1, L32_LG2, L32_LG3, L32_LG4 = (L32[k] for k in (
+    "ln2hi", "ln2lo", "lg1", "lg2", "lg3", "lg4"))
+F32_INF, F32_NAN = L32["inf"], L32["nan"]
+
+
+@njit(cache=True, error_model="numpy", fastmath=STRICT)
+def log_f32(x):
+    """log(x) in float32 (fdlibm's logf reduction and polynomial)."""
+    tiny = x < L32_TINY
+    xs = x * L32_UP if tiny else x
+    m, e = _frexp1(xs)
+    e = e - L32_UPE if tiny else e
+    big = m > L32_SQRT2
+    m = m * F32_HALF if big else m
+    e = e + F32_ONE if big else e
+    f = m - F32_ONE
+    s = f / (F32_TWO + f)
+    z = s * s
+    w = z * z
+    r = z * (L32_LG1 + w * L32_LG3) + w * (L32_LG2 + w * L32_LG4)
+    hfsq = F32_HALF * f * f
+    y = e * L32_LN2HI - ((hfsq - (s * (hfsq + r) + e * L32_LN2LO)) - f)
+    y = -F32_INF if x == F32_ZERO else y
+    y = x if x == F32_INF else y
+    y = F32_NAN if x < F32_ZERO else y
+    return y if x == x else x
+
+
+L64_TINY, L64_UP, L64_UPE, L64_SQRT2 = 2.2250738585072014e-308, 18014398509481984.0, 54.0, \
+    1.4142135623730951
+L64_LN2HI, L64_LN2LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+LG1, LG2, LG3, LG4 = (6.666666666666735130e-01, 3.999999999940941908e-01,
+                      2.857142874366239149e-01, 2.222219843214978396e-01)
+LG5, LG6, LG7 = 1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01
+
+
+@njit(cache=True, error_model="numpy", fastmath=STRICT)
+def log_f64(x):
+    """log(x) in float64 (fdlibm's log reduction and polynomial)."""
+    tiny = x < L64_TINY
+    xs = x * L64_UP if tiny else x
+    m, e = _frexp1(xs)
+    e = e - L64_UPE if tiny else e
+    big = m > L64_SQRT2
+    m = m * 0.5 if big else m
+    e = e + 1.0 if big else e
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    r = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7))) + w * (LG2 + w * (LG4 + w * LG6))
+    hfsq = 0.5 * f * f
+    y = e * L64_LN2HI - ((hfsq - (s * (hfsq + r) + e * L64_LN2LO)) - f)
+    y = -np.inf if x == 0.0 else y
+    y = x if x == np.inf else y
+    y = np.nan if x < 0.0 else y
+    return y if x == x else x
+
+
+@njit(cache=True, error_model="numpy", fastmath=STRICT)
+def log1p_f32(u):
+    """log(1 + u) in float32, accurate for tiny u (for u >= -1)."""
+    w = u + F32_ONE
+    c = (u - (w - F32_ONE)) / w       # the rounding error of 1 + u, to first order
+    c = c if (w < F32_INF and w > F32_ZERO) else F32_ZERO
+    return log_f32(w) + c
+
+
+@njit(cache=True, error_model="numpy", fastmath=STRICT)
+def log1p_f64(u):
+    """log(1 + u) in float64, accurate for tiny u (for u >= -1)."""
+    w = u + 1.0
+    c = (u - (w - 1.0)) / w
+    c = c if (w < np.inf and w > 0.0) else 0.0
+    return log_f64(w) + c
+
+
+# log(1 + u) for u in [0, 1] (softplus and log-sigmoid terms, u = exp(-|x|)): with
+# s = u / (2 + u) in [0, 1/3], log(1 + u) = 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...),
+# one division and a short polynomial; no cancellation for tiny u, NaN propagates.
+_U32 = [np.float32(1.0 / (2 * k + 1)) for k in range(7)]
+U32_0, U32_1, U32_2, U32_3, U32_4, U32_5, U32_6 = _U32
+_U64 = [1.0 / (2 * k + 1) for k in range(17)]
+(U64_0, U64_1, U64_2, U64_3, U64_4, U64_5, U64_6, U64_7, U64_8, U64_9, U64_10, U64_11,
+ U64_12, U64_13, U64_14, U64_15, U64_16) = _U64
+
+
+@njit(cache=True, error_model="numpy", fastmath=STRICT)
+def log1p_unit_f32(u):
+    """log(1 + u) in float32 for u in [0, 1] (or NaN)."""
+    s = u / (F32_TWO + u)
+    z = s * s
+    p = U32_6
+    p = p * z + U32_5
+    p = p * z + U32_4
+    p = p * z + U32_3
+    p = p * z + U32_2
+    p = p * z + U32_1
+    p = p * z + U32_0
+    return (s + s) * p
+
+
+@njit(cache=True, error_model="numpy", fastmath=STRICT)
+def log1p_unit_f64(u):
+    """log(1 + u) in float64 for u in [0, 1] (or NaN)."""
+    s = u / (2.0 + u)
+    z = s * s
+    p = U64_16
+    p = p * z + U64_15
+    p = p * z + U64_14
+    p = p * z + U64_13
+    p = p * z + U64_12
+    p = p * z + U64_11
+    p = p * z + U64_10
+    p = p * z + U64_9
+    p = p * z + U64_8
+    p = p * z + U64_7
+    p = p * z + U64_6
+    p = p * z + U64_5
+    p = p * z + U64_4
+    p = p * z + U64_3
+    p = p * z + U64_2
+    p = p * z + U64_1
+    p = p * z + U64_0
+    return (s + s) * p
+
+
+# ---------------------------------------------------------------- type dispatch
+def fexp(x):
+    """exp(x) in x's float type (vectorizable)."""
+    raise NotImplementedError("fexp is only callable from Numba-compiled code")
+
+
+def fexpm(x):
+    """exp(x) for x <= 0 in x's float type, flushed to 0 below the normal range."""
+    raise NotImplementedError("fexpm is only callable from Numba-compiled code")
+
+
+def flog(x):
+    """log(x) in x's float type (vectorizable)."""
+    raise NotImplementedError("flog is only callable from Numba-compiled code")
+
+
+def flog1p(x):
+    """log(1 + x) in x's float type (vectorizable)."""
+    raise NotImplementedError("flog1p is only callable from Numba-compiled code")
+
+
+def flog1p_unit(x):
+    """log(1 + x) for x in [0, 1], in x's float type (vectorizable, cheaper than flog1p)."""
+    raise NotImplementedError("flog1p_unit is only callable from Numba-compiled code")
+
+
+def fcast(ref, v):
+    """v converted to the float type of ref."""
+    raise NotImplementedError("fcast is only callable from Numba-compiled code")
+
+
+@overload(fexp, jit_options={"fastmath": STRICT})
+def _fexp(x):
+    if x == types.float32:
+        return lambda x: exp_f32(x)
+    if x == types.float64:
+        return lambda x: exp_f64(x)
+
+
+@overload(fexpm, jit_options={"fastmath": STRICT})
+def _fexpm(x):
+    if x == types.float32:
+        return lambda x: expm_f32(x)
+    if x == types.float64:
+        return lambda x: expm_f64(x)
+
+
+@overload(flog, jit_options={"fastmath": STRICT})
+def _flog(x):
+    if x == types.float32:
+        return lambda x: log_f32(x)
+    if x == types.float64:
+        return lambda x: log_f64(x)
+
+
+@overload(flog1p, jit_options={"fastmath": STRICT})
+def _flog1p(x):
+    if x == types.float32:
+        return lambda x: log1p_f32(x)
+    if x == types.float64:
+        return lambda x: log1p_f64(x)
+
+
+@overload(flog1p_unit, jit_options={"fastmath": STRICT})
+def _flog1p_unit(x):
+    if x == types.float32:
+        return lambda x: log1p_unit_f32(x)
+    if x == types.float64:
+        return lambda x: log1p_unit_f64(x)
+
+
+@overload(fcast)
+def _fcast(ref, v):
+    if ref == types.float32:
+        return lambda ref, v: np.float32(v)
+    if ref == types.float64:
+        return lambda ref, v: np.float64(v)

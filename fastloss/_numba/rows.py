@@ -1,0 +1,543 @@
+"""Row losses: multi-class margins, multi-label margins and embedding distances, one loss
+per row of an (N, C) or (N, D) array, as fused Numba kernels.
+
+Every loss has one row function computing the row's loss (and, when asked, writing its
+gradient), a block function summing ``ROWS`` rows in float64, and a serial and a
+parallel driver over the same blocks (see ``_common``: thread-count independent sums).
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._common import FM, call, coef_at, sum_partials
+from ._math import fcast, fexpm, flog1p_unit, fmaximum
+
+__all__ = ["multi_margin_fwd", "multi_margin_vg", "multilabel_margin_fwd", "multilabel_margin_vg",
+           "multilabel_soft_margin_fwd", "multilabel_soft_margin_vg", "cosine_embedding_fwd",
+           "cosine_embedding_vg", "triplet_margin_fwd", "triplet_margin_vg"]
+
+
+ROWS = 64          # rows per reduction block
+EPSILON = float(np.float32(1e-12))     # torch's constant added to squared norms (cosine)
+
+
+# ------------------------------------------------------------------ multi_margin
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _multi_margin_row(xr, ti, wy, p, margin, cf, gr, want_grad):
+    # The loops count every j with z_j > 0, the target's own term included, and take that
+    # term (computed the same way) back out afterwards: a j != target test in the loop
+    # would keep it from running 8 lanes wide.
+    c = xr.shape[0]
+    zero = fcast(xr[0], 0.0)
+    base = fcast(xr[0], margin) - xr[ti]
+    zt = base + xr[ti]
+    acc = zero
+    if p == 1:
+        for j in range(c):
+            z = base + xr[j]
+            acc += z if z > zero else zero
+        acc -= zt if zt > zero else zero
+    else:
+        for j in range(c):
+            z = base + xr[j]
+            acc += z * z if z > zero else zero
+        acc -= zt * zt if zt > zero else zero
+    if want_grad:
+        f = fcast(xr[0], cf * wy / c)
+        two = fcast(xr[0], 2.0 * cf * wy / c)
+        gs = zero
+        if p == 1:
+            for j in range(c):
+                gj = f if base + xr[j] > zero else zero
+                gr[j] = gj
+                gs += gj
+            gs -= f if zt > zero else zero
+        else:
+            for j in range(c):
+                z = base + xr[j]
+                gj = two * z if z > zero else zero
+                gr[j] = gj
+                gs += gj
+            gs -= two * zt if zt > zero else zero
+        gr[ti] = -gs
+    return np.float64(acc) * wy / c
+
+
+@njit(cache=True, error_model="numpy")
+def _multi_margin_block(b, x, t, w, p, margin, gscale, gvec, loss_out, gx, want_grad):
+    n, c = x.shape
+    total = 0.0
+    for i in range(b * ROWS, min((b + 1) * ROWS, n)):
+        ti = t[i]
+        wy = 1.0 if w.shape[0] == 0 else np.float64(w[ti])
+        li = _multi_margin_row(x[i], ti, wy, p, margin, coef_at(gscale, gvec, i),
+                               gx[i] if want_grad else np.empty(0, gx.dtype), want_grad)
+        if loss_out.shape[0] != 0:
+            loss_out[i] = li
+        total += li
+    return total
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _multi_margin_par(x, t, w, p, margin, gscale, gvec, loss_out, gx, want_grad):
+    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
+    for b in prange(partial.shape[0]):
+        partial[b] = _multi_margin_block(b, x, t, w, p, margin, gscale, gvec, loss_out, gx,
+                                         want_grad)
+    return sum_partials(partial)
+
+
+@njit(cache=True, error_model="numpy")
+def _multi_margin_ser(x, t, w, p, margin, gscale, gvec, loss_out, gx, want_grad):
+    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
+    for b in range(partial.shape[0]):
+        partial[b] = _multi_margin_block(b, x, t, w, p, margin, gscale, gvec, loss_out, gx,
+                                         want_grad)
+    return sum_partials(partial)
+
+
+# ------------------------------------------------------------------ multilabel_margin
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _multilabel_margin_row(xr, tr, is_target, cf, gr, want_grad):
+    c = xr.shape[0]
+    zero = fcast(xr[0], 0.0)
+    one = fcast(xr[0], 1.0)
+    for j in range(c):
+        is_target[j] = False
+    n_valid = 0
+    for k in range(c):
+        if tr[k] < 0:
+            break
+        is_target[tr[k]] = True
+        n_valid += 1
+    if want_grad:
+        for j in range(c):
+            gr[j] = 0
+    acc = 0.0
+    f = fcast(xr[0], cf / c)
+    for k in range(n_valid):
+        tk = tr[k]
+        base = one - xr[tk]
+        part = zero
+        for j in range(c):
+            z = base + xr[j]
+            part += z if (z > zero and not is_target[j]) else zero
+        acc += np.float64(part)
+        if want_grad:
+            cnt = zero
+            for j in range(c):
+                z = base + xr[j]
+                if z > zero and not is_target[j]:
+                    gr[j] += f
+                    cnt += f
+            gr[tk] -= cnt
+    return acc / c
+
+
+@njit(cache=True, error_model="numpy")
+def _multilabel_margin_block(b, x, t, gscale, gvec, loss_out, gx, want_grad):
+    n, c = x.shape
+    is_target = np.empty(c, np.bool_)
+    total = 0.0
+    for i in range(b * ROWS, min((b + 1) * ROWS, n)):
+        li = _multilabel_margin_row(x[i], t[i], is_target, coef_at(gscale, gvec, i),
+                                    gx[i] if want_grad else np.empty(0, gx.dtype), want_grad)
+        if loss_out.shape[0] != 0:
+            loss_out[i] = li
+        total += li
+    return total
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _multilabel_margin_par(x, t, gscale, gvec, loss_out, gx, want_grad):
+    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
+    for b in prange(partial.shape[0]):
+        partial[b] = _multilabel_margin_block(b, x, t, gscale, gvec, loss_out, gx, want_grad)
+    return sum_partials(partial)
+
+
+@njit(cache=True, error_model="numpy")
+def _multilabel_margin_ser(x, t, gscale, gvec, loss_out, gx, want_grad):
+    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
+    for b in range(partial.shape[0]):
+        partial[b] = _multilabel_margin_block(b, x, t, gscale, gvec, loss_out, gx, want_grad)
+    return sum_partials(partial)
+
+
+# ------------------------------------------------------------------ multilabel_soft_margin
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _mlsm_row(xr, yr, wr, cf, gr, want_grad):
+    c = xr.shape[0]
+    zero = fcast(xr[0], 0.0)
+    one = fcast(xr[0], 1.0)
+    acc = zero
+    for j in range(c):
+        xj = xr[j]
+        yj = yr[j]
+        lp = flog1p_unit(fexpm(-abs(xj)))
+        # torch's expression: -(y log s(x) + (1 - y) log s(-x)), log s(z) = min(z, 0) - lp
+        ls_pos = -fmaximum(-xj, zero) - lp
+        ls_neg = -fmaximum(xj, zero) - lp
+        term = -(yj * ls_pos + (one - yj) * ls_neg)
+        acc += term if wr.shape[0] == 0 else term * wr[j]
+    if want_grad:
+        f = fcast(xr[0], cf / c)
+        for j in range(c):
+            xj = xr[j]
+            yj = yr[j]
+            e = fexpm(-abs(xj))
+            r = one / (one + e)
+            s_pos = r if xj >= zero else e * r
+            s_neg = r if -xj >= zero else e * r
+            d = (one - yj) * s_pos - yj * s_neg
+            gr[j] = f * (d if wr.shape[0] == 0 else d * wr[j])
+    return np.float64(acc) / c
+
+
+@njit(cache=True, error_model="numpy")
+def _mlsm_block(b, x, y, w, gscale, gvec, loss_out, gx, want_grad):
+    n = x.shape[0]
+    total = 0.0
+    for i in range(b * ROWS, min((b + 1) * ROWS, n)):
+        wr = w[0, :0] if w.shape[0] == 0 else (w[0] if w.shape[0] == 1 else w[i])
+        li = _mlsm_row(x[i], y[i], wr, coef_at(gscale, gvec, i),
+                       gx[i] if want_grad else np.empty(0, gx.dtype), want_grad)
+        if loss_out.shape[0] != 0:
+            loss_out[i] = li
+        total += li
+    return total
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _mlsm_par(x, y, w, gscale, gvec, loss_out, gx, want_grad):
+    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
+    for b in prange(partial.shape[0]):
+        partial[b] = _mlsm_block(b, x, y, w, gscale, gvec, loss_out, gx, want_grad)
+    return sum_partials(partial)
+
+
+@njit(cache=True, error_model="numpy")
+def _mlsm_ser(x, y, w, gscale, gvec, loss_out, gx, want_grad):
+    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
+    for b in range(partial.shape[0]):
+        partial[b] = _mlsm_block(b, x, y, w, gscale, gvec, loss_out, gx, want_grad)
+    return sum_partials(partial)
+
+
+# ------------------------------------------------------------------ cosine_embedding
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _cosine_row(x1, x2, ti, margin, cf, g1, g2, want_grad):
+    prod = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    for j in range(x1.shape[0]):
+        a = np.float64(x1[j])
+        b = np.float64(x2[j])
+        prod += a * b
+        m1 += a * a
+        m2 += b * b
+    m1 += EPSILON
+    m2 += EPSILON
+    denom = math.sqrt(m1 * m2)
+    cos = prod / denom
+    loss = (1.0 - cos if ti == 1.0 else 0.0) + (max(cos - margin, 0.0) if ti == -1.0 else 0.0)
+    if ti == -1.0 and cos - margin != cos - margin:
+        loss = cos - margin       # NaN, as np.maximum gives
+    if want_grad:
+        dcos = (-1.0 if ti == 1.0 else 0.0) + (1.0 if (ti == -1.0 and cos - margin >= 0)
+                                               else 0.0)
+        g = cf * dcos
+        for j in range(x1.shape[0]):
+            a = np.float64(x1[j])
+            b = np.float64(x2[j])
+            g1[j] = g * (b / denom - cos * a / m1)
+            g2[j] = g * (a / denom - cos * b / m2)
+    return loss
+
+
+@njit(cache=True, error_model="numpy")
+def _cosine_block(b, x1, x2, t, margin, gscale, gvec, loss_out, g1, g2, want_grad):
+    n = x1.shape[0]
+    total = 0.0
+    for i in range(b * ROWS, min((b + 1) * ROWS, n)):
+        if want_grad:
+            li = _cosine_row(x1[i], x2[i], np.float64(t[i]), margin, coef_at(gscale, gvec, i),
+                             g1[i], g2[i], True)
+        else:
+            e = np.empty(0, g1.dtype)
+            li = _cosine_row(x1[i], x2[i], np.float64(t[i]), margin, 0.0, e, e, False)
+        if loss_out.shape[0] != 0:
+            loss_out[i] = li
+        total += li
+    return total
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _cosine_par(x1, x2, t, margin, gscale, gvec, loss_out, g1, g2, want_grad):
+    partial = np.empty((x1.shape[0] + ROWS - 1) // ROWS)
+    for b in prange(partial.shape[0]):
+        partial[b] = _cosine_block(b, x1, x2, t, margin, gscale, gvec, loss_out, g1, g2,
+                                   want_grad)
+    return sum_partials(partial)
+
+
+@njit(cache=True, error_model="numpy")
+def _cosine_ser(x1, x2, t, margin, gscale, gvec, loss_out, g1, g2, want_grad):
+    partial = np.empty((x1.shape[0] + ROWS - 1) // ROWS)
+    for b in range(partial.shape[0]):
+        partial[b] = _cosine_block(b, x1, x2, t, margin, gscale, gvec, loss_out, g1, g2,
+                                   want_grad)
+    return sum_partials(partial)
+
+
+# ------------------------------------------------------------------ triplet_margin
+@njit(cache=True, error_model="numpy")
+def _sgn(v):
+    return (1.0 if v > 0 else 0.0) - (1.0 if v < 0 else 0.0)
+
+
+@njit(cache=True, error_model="numpy")
+def _tdiff(u, v, j, epsd):
+    """u - v + eps in the arrays' dtype (as torch rounds it), then float64."""
+    return np.float64((u[j] - v[j]) + epsd)
+
+
+@njit(cache=True, error_model="numpy")
+def _tnorm(u, v, epsd, p):
+    """||u - v + eps||_p as torch.linalg.vector_norm (NaN propagates)."""
+    d = u.shape[0]
+    if d == 0:
+        return 0.0
+    acc = 0.0
+    if p == np.inf:
+        acc = abs(_tdiff(u, v, 0, epsd))
+        for j in range(d):
+            acc = fmaximum(acc, abs(_tdiff(u, v, j, epsd)))
+        return acc
+    if p == 1.0:
+        for j in range(d):
+            acc += abs(_tdiff(u, v, j, epsd))
+        return acc
+    if p == 2.0:
+        for j in range(d):
+            e = _tdiff(u, v, j, epsd)
+            acc += e * e
+        return math.sqrt(acc)
+    for j in range(d):
+        acc += abs(_tdiff(u, v, j, epsd)) ** p
+    return acc ** (1.0 / p)
+
+
+@njit(cache=True, error_model="numpy")
+def _tnorm_grad(g, u, v, epsd, p, norm, out, sign):
+    """out += sign * (PyTorch's norm_backward of ||u - v + eps||_p times g)."""
+    d = u.shape[0]
+    if p == 1.0:
+        for j in range(d):
+            out[j] += sign * (_sgn(_tdiff(u, v, j, epsd)) * g)
+    elif p == 2.0:
+        for j in range(d):
+            out[j] += sign * (g * (0.0 if norm == 0 else _tdiff(u, v, j, epsd) / norm))
+    elif p == np.inf:
+        count = 0.0
+        for j in range(d):
+            a = abs(_tdiff(u, v, j, epsd))
+            if a == norm or a != a:
+                count += 1.0
+        for j in range(d):
+            e = _tdiff(u, v, j, epsd)
+            a = abs(e)
+            mask = 1.0 if (a == norm or a != a) else 0.0
+            out[j] += sign * (_sgn(e) * ((g / count) * mask))
+    elif p < 1.0:
+        for j in range(d):
+            e = _tdiff(u, v, j, epsd)
+            scaled = 0.0 if e == 0 else _sgn(e) * abs(e) ** (p - 1.0)
+            out[j] += sign * (scaled * g * norm ** (1.0 - p))
+    else:
+        f = 0.0 if norm == 0 else g / norm ** (p - 1.0)
+        for j in range(d):
+            e = _tdiff(u, v, j, epsd)
+            scaled = _sgn(e) * abs(e) ** (p - 1.0) if p < 2.0 else e * abs(e) ** (p - 2.0)
+            out[j] += sign * (scaled * f)
+
+
+@njit(cache=True, error_model="numpy")
+def _triplet_row(a, pos, neg, margin, p, epsd, swap, cf, ga, gp, gn, want_grad):
+    dist_p = _tnorm(a, pos, epsd, p)
+    dist_n = _tnorm(a, neg, epsd, p)
+    dist_s = 0.0
+    dist_neg = dist_n
+    if swap:
+        dist_s = _tnorm(pos, neg, epsd, p)
+        dist_neg = -fmaximum(-dist_n, -dist_s)        # NaN-propagating minimum
+    z = margin + dist_p - dist_neg
+    loss = fmaximum(z, 0.0)
+    if want_grad:
+        gz = cf if z >= 0 else 0.0
+        d = a.shape[0]
+        acc_a = np.zeros(d)
+        acc_p = np.zeros(d)
+        acc_n = np.zeros(d)
+        # g_ap goes to a (+) and pos (-)
+        _tnorm_grad(gz, a, pos, epsd, p, dist_p, acc_a, 1.0)
+        _tnorm_grad(gz, a, pos, epsd, p, dist_p, acc_p, -1.0)
+        if swap:
+            half = -gz / 2 if dist_n == dist_s else -gz
+            g_n = 0.0 if dist_n > dist_s else half
+            g_s = 0.0 if dist_n < dist_s else half
+            _tnorm_grad(g_n, a, neg, epsd, p, dist_n, acc_a, 1.0)
+            _tnorm_grad(g_n, a, neg, epsd, p, dist_n, acc_n, -1.0)
+            _tnorm_grad(g_s, pos, neg, epsd, p, dist_s, acc_p, 1.0)
+            _tnorm_grad(g_s, pos, neg, epsd, p, dist_s, acc_n, -1.0)
+        else:
+            _tnorm_grad(-gz, a, neg, epsd, p, dist_n, acc_a, 1.0)
+            _tnorm_grad(-gz, a, neg, epsd, p, dist_n, acc_n, -1.0)
+        for j in range(d):
+            ga[j] = acc_a[j]
+            gp[j] = acc_p[j]
+            gn[j] = acc_n[j]
+    return loss
+
+
+@njit(cache=True, error_model="numpy")
+def _triplet_block(b, a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gp, gn,
+                   want_grad):
+    n = a.shape[0]
+    total = 0.0
+    for i in range(b * ROWS, min((b + 1) * ROWS, n)):
+        if want_grad:
+            li = _triplet_row(a[i], pos[i], neg[i], margin, p, eps, swap,
+                              coef_at(gscale, gvec, i), ga[i], gp[i], gn[i], True)
+        else:
+            e = np.empty(0, ga.dtype)
+            li = _triplet_row(a[i], pos[i], neg[i], margin, p, eps, swap, 0.0, e, e, e, False)
+        if loss_out.shape[0] != 0:
+            loss_out[i] = li
+        total += li
+    return total
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _triplet_par(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gp, gn,
+                 want_grad):
+    partial = np.empty((a.shape[0] + ROWS - 1) // ROWS)
+    for b in prange(partial.shape[0]):
+        partial[b] = _triplet_block(b, a, pos, neg, margin, p, eps, swap, gscale, gvec,
+                                    loss_out, ga, gp, gn, want_grad)
+    return sum_partials(partial)
+
+
+@njit(cache=True, error_model="numpy")
+def _triplet_ser(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gp, gn,
+                 want_grad):
+    partial = np.empty((a.shape[0] + ROWS - 1) // ROWS)
+    for b in range(partial.shape[0]):
+        partial[b] = _triplet_block(b, a, pos, neg, margin, p, eps, swap, gscale, gvec,
+                                    loss_out, ga, gp, gn, want_grad)
+    return sum_partials(partial)
+
+
+# ------------------------------------------------------------------ the contract
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
+          np.dtype(np.float64): np.empty(0, np.float64)}
+_EMPTY2 = {np.dtype(np.float32): np.empty((0, 0), np.float32),
+           np.dtype(np.float64): np.empty((0, 0), np.float64)}
+
+
+def _nothing(x, loss_out):
+    """True (after zeroing loss_out) when there are no rows or no columns to work on."""
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        loss_out[...] = 0
+        return True
+    return False
+
+
+def multi_margin_fwd(x, t, w, p, margin, loss_out):
+    if x.shape[0] == 0:
+        return 0.0
+    e = _EMPTY[x.dtype]
+    return call(_multi_margin_par, _multi_margin_ser, x.size, x, t, w, int(p), float(margin),
+                1.0, e, loss_out, _EMPTY2[x.dtype], False)
+
+
+def multi_margin_vg(x, t, w, p, margin, gscale, gvec, loss_out, gx):
+    if x.shape[0] == 0:
+        return 0.0
+    return call(_multi_margin_par, _multi_margin_ser, x.size, x, t, w, int(p), float(margin),
+                float(gscale), gvec, loss_out, gx, True)
+
+
+def multilabel_margin_fwd(x, t, loss_out):
+    if _nothing(x, loss_out):
+        return 0.0
+    return call(_multilabel_margin_par, _multilabel_margin_ser, x.size, x, t, 1.0,
+                _EMPTY[x.dtype], loss_out, _EMPTY2[x.dtype], False)
+
+
+def multilabel_margin_vg(x, t, gscale, gvec, loss_out, gx):
+    if _nothing(x, loss_out):
+        return 0.0
+    return call(_multilabel_margin_par, _multilabel_margin_ser, x.size, x, t, float(gscale),
+                gvec, loss_out, gx, True)
+
+
+def _mlsm_w(w, x):
+    return w if w.ndim == 2 else _EMPTY2[x.dtype]
+
+
+def _mlsm_no_classes(x, loss_out):
+    """No classes: each row's loss is a mean over nothing, NaN (as the reference)."""
+    loss_out[...] = np.nan
+    return float("nan") if x.shape[0] else 0.0
+
+
+def multilabel_soft_margin_fwd(x, y, w, loss_out):
+    if x.shape[0] == 0:
+        return 0.0
+    if x.shape[1] == 0:
+        return _mlsm_no_classes(x, loss_out)
+    return call(_mlsm_par, _mlsm_ser, x.size, x, y, _mlsm_w(w, x), 1.0, _EMPTY[x.dtype],
+                loss_out, _EMPTY2[x.dtype], False)
+
+
+def multilabel_soft_margin_vg(x, y, w, gscale, gvec, loss_out, gx):
+    if x.shape[0] == 0:
+        return 0.0
+    if x.shape[1] == 0:
+        return _mlsm_no_classes(x, loss_out)
+    return call(_mlsm_par, _mlsm_ser, x.size, x, y, _mlsm_w(w, x), float(gscale), gvec,
+                loss_out, gx, True)
+
+
+def cosine_embedding_fwd(x1, x2, t, margin, loss_out):
+    if x1.shape[0] == 0:
+        return 0.0
+    e2 = _EMPTY2[x1.dtype]
+    return call(_cosine_par, _cosine_ser, x1.size, x1, x2, t, float(margin), 1.0,
+                _EMPTY[x1.dtype], loss_out, e2, e2, False)
+
+
+def cosine_embedding_vg(x1, x2, t, margin, gscale, gvec, loss_out, gx1, gx2):
+    if x1.shape[0] == 0:
+        return 0.0
+    return call(_cosine_par, _cosine_ser, x1.size, x1, x2, t, float(margin), float(gscale),
+                gvec, loss_out, gx1, gx2, True)
+
+
+def triplet_margin_fwd(a, pos, neg, margin, p, eps, swap, loss_out):
+    if a.shape[0] == 0:
+        return 0.0
+    e2 = _EMPTY2[a.dtype]
+    # eps in the arrays' dtype: the differences u - v + eps round as torch's do
+    return call(_triplet_par, _triplet_ser, a.size, a, pos, neg, float(margin), float(p),
+                a.dtype.type(eps), bool(swap), 1.0, _EMPTY[a.dtype], loss_out, e2, e2, e2,
+                False)
+
+
+def triplet_margin_vg(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gp, gn):
+    if a.shape[0] == 0:
+        return 0.0
+    return call(_triplet_par, _triplet_ser, a.size, a, pos, neg, float(margin), float(p),
+                a.dtype.type(eps), bool(swap), float(gscale), gvec, loss_out, ga, gp, gn, True)
