@@ -137,12 +137,11 @@ def _auto_order(kernel_name):
     return [next(it) if b in ranked else b for b in _AUTO_ORDER]
 
 
-def candidates(kernel_name, backend=None):
-    """The (backend name, kernel) pairs to try for `kernel_name`, best first."""
-    choice = current_choice(backend)
+def _order(kernel_name, choice):
+    """The backend names to try for `kernel_name` under `choice`, best first (cached)."""
     key = (kernel_name, choice)
-    found = _cache.get(key)
-    if found is None:
+    order = _cache.get(key)
+    if order is None:
         _check_name(choice)
         if choice == AUTO:
             order = _auto_order(kernel_name)
@@ -152,28 +151,32 @@ def candidates(kernel_name, backend=None):
                 raise RuntimeError(f"backend {choice!r} was asked for but is not available: "
                                    f"{chosen.error} (see fastloss.show_backends())")
             order = [choice] + [b for b in _AUTO_ORDER if b != choice]
-        found = []
-        for name in order:
-            k = _BACKENDS[name].kernel(kernel_name)
-            if k is not None:
-                found.append((name, k))
-            if name == "numpy" and k is not None:
-                break   # the reference has every case: never load a backend after it
-        if not found:
-            raise LookupError(f"no backend provides kernel {kernel_name!r}")
-        _cache[key] = found = tuple(found)
-    return found
+        # The reference has every case: nothing after it is ever needed.
+        order = tuple(order[:order.index("numpy") + 1]) if "numpy" in order else tuple(order)
+        _cache[key] = order
+    return order
+
+
+def candidates(kernel_name, backend=None):
+    """The (backend name, kernel) pairs that would be tried for `kernel_name`, best first.
+    (This loads every backend in the order; `call` loads one only when it reaches it.)"""
+    found = [(name, _BACKENDS[name].kernel(kernel_name))
+             for name in _order(kernel_name, current_choice(backend))]
+    return [(name, k) for name, k in found if k is not None]
 
 
 def call(kernel_name, args, backend=None):
-    """Run a kernel on the chosen backend, falling through on `Unsupported`.
+    """Run a kernel on the chosen backend, falling through to the next backend when one
+    lacks the kernel or raises `Unsupported`; a backend is imported only when reached.
     Returns (result, name of the backend that ran it)."""
-    for name, k in candidates(kernel_name, backend):
-        try:
-            return k(*args), name
-        except Unsupported:
-            continue
-    raise LookupError(f"every backend declined kernel {kernel_name!r} for these arguments")
+    for name in _order(kernel_name, current_choice(backend)):
+        k = _BACKENDS[name].kernel(kernel_name)
+        if k is not None:
+            try:
+                return k(*args), name
+            except Unsupported:
+                continue
+    raise LookupError(f"no backend provides kernel {kernel_name!r} for these arguments")
 
 
 def show_backends(file=None):
