@@ -366,7 +366,7 @@ def test_markdown_and_readme(tiny_run):
     inner = readme.split(report.README_START)[1].split(report.README_END)[0]
     assert "| `mse_loss` | 64x10 | value+grad |" in inner
     if HAS_MATPLOTLIB:
-        assert "![speed-up over fastloss[numpy]](out.png)" in inner
+        assert "![speed-up over numpy (naive)](out.png)" in inner
 
 
 @pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib (the 'plot' extra) not installed")
@@ -384,7 +384,7 @@ def test_absent_peer_is_listed_as_skipped(monkeypatch, capsys):
                      "--backend", "numpy", "--peers", "torch", "naive", "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "vs fastloss[numpy]" in out         # no torch: speed-ups are over the reference
+    assert "vs numpy (naive)" in out         # no torch: speed-ups are over naive NumPy
     torch_rows = [ln for ln in out.splitlines() if ln.strip().startswith("torch ")]
     assert len(torch_rows) == 2 and all("skipped: torch not installed" in ln
                                         for ln in torch_rows)
@@ -399,3 +399,14 @@ def test_floor_without_numba(monkeypatch):
     out = np.empty_like(a)
     assert floor.read_write(a, out, [t]) == 3.0
     np.testing.assert_array_equal(out, a)
+
+
+def test_quick_leaves_the_reference_out_of_the_timings_unless_asked():
+    # every worker still checks its result against the reference; only its timing is cut
+    r = run_cli("--quick", "--loss", "mse_loss", "--size", "64x10", "--peers", "naive",
+                "--repeat", "1", "--no-progress")
+    assert r.returncode == 0
+    assert "fastloss[numpy]" not in r.stdout and "fastloss[numba]" in r.stdout
+    r = run_cli("--quick", "--loss", "mse_loss", "--size", "64x10", "--peers", "naive",
+                "--backend", "numpy", "--repeat", "1", "--no-progress")
+    assert r.returncode == 0 and "fastloss[numpy]" in r.stdout

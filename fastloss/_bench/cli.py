@@ -51,7 +51,8 @@ def build_parser():
                    help="thread counts (default: every CPU this process may use)")
     p.add_argument("--backend", nargs="+", action="append", metavar="NAME",
                    help="fastloss backends to time: numba, c, numpy, auto "
-                        "(default: every one fastloss knows; missing ones are shown skipped)")
+                        "(default: every one fastloss knows, but numpy is left out with "
+                        "--quick; missing ones are shown skipped)")
     p.add_argument("--peers", nargs="+", action="append", metavar="NAME",
                    help=f"peers: {', '.join(PEER_KEYS)}, or none (default: all; those "
                         "not installed are shown skipped)")
@@ -64,8 +65,9 @@ def build_parser():
     p.add_argument("--quick", action="store_true",
                    help="one small case per loss, float32, 3 repeats: under a minute")
     p.add_argument("--baseline", default=None,
-                   help="implementation the speed-ups are relative to (default torch, or "
-                        "fastloss's numpy backend when torch is not run or not installed)")
+                   help="implementation the speed-ups are relative to (default torch; when "
+                        "torch is not run or not installed, naive NumPy, else fastloss's "
+                        "numpy backend)")
     p.add_argument("--json", metavar="FILE", help="write every result and the machine, "
                    "versions and command as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the Markdown table")
@@ -158,7 +160,9 @@ def make_plan(ns):
         modes += [x for x in MODE_ALIASES[m] if x not in modes]
 
     known = impls.fastloss_backends()
-    backends = _split(ns.backend) or list(known)
+    # --quick leaves the NumPy reference out of the timings (every worker still checks its
+    # result against it): its workers were a third of a cold --quick run.
+    backends = _split(ns.backend) or [b for b in known if not (ns.quick and b == "numpy")]
     _choose(backends, known + ["auto"], "backend")
     peers = _split(ns.peers)
     if peers == ["none"]:
@@ -169,7 +173,9 @@ def make_plan(ns):
     keys = ["floor"] + backends + peers + [k for k in impls.EXTRA if k not in backends]
     if ns.baseline is None:
         torch_runs = "torch" in keys and impls.get("torch").installed() is None
-        ns.baseline = "torch" if torch_runs else ("numpy" if "numpy" in keys else keys[1])
+        ns.baseline = "torch" if torch_runs else next(
+            (k for k in ("naive", "numpy") if k in keys and impls.get(k).installed() is None),
+            keys[1])
     if ns.baseline not in keys:
         raise UsageError(f"baseline {ns.baseline!r} is not among the implementations run "
                          f"({', '.join(k for k in keys if k != 'floor')})")
