@@ -1,5 +1,6 @@
 """Write fastloss/_auto_order.json, the per-kernel order `auto` tries backends in, from a
-committed benchmark run: `python bench/auto_order.py bench/results/targets.json`.
+committed benchmark run: `python bench/auto_order.py bench/results/targets.json
+bench/results/others.json` (one or more runs).
 
 For each loss and mode (forward -> <kernel>_fwd, value+grad -> <kernel>_vg) the fastloss
 backends are ranked by the geometric mean of their median times over every size, dtype
@@ -35,16 +36,20 @@ def rank(results):
     return order
 
 
-def main(path):
+def main(paths):
     sys.path.insert(0, os.path.dirname(HERE))
     from fastloss._registry import LOSSES
-    run = json.load(open(path))
+    runs = [json.load(open(p)) for p in paths]
     kernels = {}
-    for (loss, mode), backends in sorted(rank(run["results"]).items()):
+    results = [r for run in runs for r in run["results"]]
+    for (loss, mode), backends in sorted(rank(results).items()):
         for kernel in LOSSES[loss].kernels:
-            kernels[kernel + SUFFIX[mode]] = backends
-    data = {"source": os.path.relpath(path, os.path.dirname(HERE)), "date": run.get("date"),
-            "command": run.get("command"), "kernels": kernels}
+            if kernel + SUFFIX[mode] not in kernels:   # a loss's first kernel is what it ran
+                kernels[kernel + SUFFIX[mode]] = backends
+    data = {"sources": [{"file": os.path.relpath(p, os.path.dirname(HERE)),
+                         "date": run.get("date"), "command": run.get("command")}
+                        for p, run in zip(paths, runs)],
+            "kernels": kernels}
     with open(OUT, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -52,4 +57,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])
