@@ -410,3 +410,12 @@ def test_quick_leaves_the_reference_out_of_the_timings_unless_asked():
     r = run_cli("--quick", "--loss", "mse_loss", "--size", "64x10", "--peers", "naive",
                 "--backend", "numpy", "--repeat", "1", "--no-progress")
     assert r.returncode == 0 and "fastloss[numpy]" in r.stdout
+
+
+def test_workers_import_the_same_fastloss_as_the_runner():
+    """Workers run in (and import from) the directory of this fastloss: started in a
+    source checkout, `python -m` would otherwise import the checkout's copy, which lacks
+    the C module an installed copy has."""
+    import fastloss
+    assert os.path.samefile(os.path.join(runner._ROOT, "fastloss"),
+                            os.path.dirname(fastloss.__file__))

@@ -136,7 +136,8 @@ def run_plan(plan, progress=None):
                 job = {"impl": key, "threads": threads, "dtype": dtype, "cases": cases,
                        "repeat": plan.repeat, "warmup": plan.warmup,
                        "budget_s": plan.budget_s, "check_limit": plan.check_limit,
-                       "plugins": plan.plugins, "debug": plan.debug}
+                       "plugins": [p if not p.endswith(".py") else os.path.abspath(p)
+                                   for p in plan.plugins], "debug": plan.debug}
                 got = run_worker(job, plan.timeout_s, progress)
                 seen = {(r["loss"], r["size"], r["mode"]) for r in got}
                 results.extend(got)
@@ -157,11 +158,16 @@ class Results(list):
     error = None
 
 
+# The directory holding this very fastloss package, installed or not. Workers run there
+# and import from there: `python -m` puts the working directory first on sys.path, so a
+# worker started in a source checkout would otherwise import the checkout's fastloss
+# (without the compiled C module of an installed copy).
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def _worker_env(threads):
     env = impls.worker_env(threads)
-    # the worker must import this very fastloss, installed or not
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([_ROOT, *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 
@@ -173,7 +179,7 @@ def run_worker(job, timeout_s, progress):
         proc = subprocess.Popen([sys.executable, "-m", "fastloss._bench.worker"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=None if job.get("debug") else err,
-                                text=True, env=_worker_env(job["threads"]))
+                                text=True, env=_worker_env(job["threads"]), cwd=_ROOT)
         lines = queue.Queue()
 
         def read():
