@@ -10,25 +10,24 @@ from .._validate import broadcast_shape, contiguous, float_array, result_dtype
 __all__ = ["Prepared", "check_reduction", "pointwise"]
 
 
-def pointwise(kernel, input, target, reduction, params=(), weight=None, weight_mean=False,
-              broadcast="warn", target_name="target", extra=(), weights=None, dtype=None):
+def pointwise(kernel, input, target, reduction, params=(), weights=(), weight_rule="broadcast",
+              weight_mean=False, broadcast="warn", target_name="target", extra=(), dtype=None):
     """Prepare a loss computed element by element on input and target.
 
-    broadcast: "warn" (broadcast with torch's warning), "silent" or "same" (shapes must
-    match). weight: same shape as input (torch's rule) or None; weight_mean: "mean" divides
-    by the summed weight instead of the element count. extra: more (name, array) pairs
-    broadcast with input and target and passed to the kernel after them.
+    The kernel gets (input, target, *extra, *weights, *params), all flat and broadcast to
+    the loss shape.
 
-    weights: None (the single ``weight`` slot above), or a tuple of (name, array or None)
-    that replaces it: each array must broadcast to the loss shape without enlarging it
-    (torch's rule for BCE's ``weight`` and ``pos_weight``) and is passed to the kernel,
-    in order, after the extra arrays; None passes an empty array. ``weights=()`` gives the
-    kernel no weight slot at all.
-
-    broadcast="input": the other arrays must broadcast to input's shape, silently, without
-    enlarging it (torch's rule where the output is made like input). dtype: the result
-    dtype, when it is not torch's promotion of all the arrays (hinge_embedding_loss, whose
-    target is only compared, returns input's dtype); the other arrays are cast to it.
+    broadcast: how target and the extra arrays meet input: "warn" (broadcast, with torch's
+    warning), "silent" (broadcast), "input" (must broadcast to input's shape without
+    enlarging it) or "same" (shapes must match).
+    extra: more (name, array) pairs treated like target.
+    weights: (name, array or None) pairs, one kernel slot each (None passes an empty
+    array: no weight). weight_rule: "broadcast" (broadcasts to the loss shape without
+    enlarging it: torch's rule for BCE's weight and pos_weight) or "input" (exactly
+    input's shape: torch's rule for l1/mse/huber). weight_mean: "mean" divides by the
+    sum of the first weight, when given, instead of the element count.
+    dtype: the result dtype, when it is not torch's promotion of all the arrays
+    (hinge_embedding_loss returns input's dtype); the other arrays are cast to it.
     """
     check_reduction(reduction)
     x = float_array(input, "input")
@@ -48,37 +47,25 @@ def pointwise(kernel, input, target, reduction, params=(), weight=None, weight_m
         else:
             shape = broadcast_shape(shape, a.shape, "input", name,
                                     warn=broadcast == "warn")
+    shape = tuple(shape)
     arrays = [_flat(a, shape, dtype) for _, a in named]
     denom = float(math.prod(shape))
-    if weights is not None:
-        for name, a in weights:
-            arrays.append(np.empty(0, dtype) if a is None
-                          else _flat(_broadcast_weight(a, name, shape, dtype), shape, dtype))
-    elif weight is not None:
-        w = float_array(weight, "weight", dtype=dtype)
-        if w.shape != x.shape:
-            raise ValueError(f"weight: expected the same shape as input {x.shape}, "
+    for k, (name, a) in enumerate(weights):
+        if a is None:
+            arrays.append(np.empty(0, dtype))
+            continue
+        w = float_array(a, name, dtype=dtype)
+        if weight_rule == "input" and w.shape != x.shape:
+            raise ValueError(f"{name}: expected the same shape as input {x.shape}, "
                              f"got {w.shape}")
-        if weight_mean:
+        if weight_rule == "broadcast" and not _broadcasts_to(w.shape, shape):
+            raise ValueError(f"{name}: expected a shape that broadcasts to the loss shape "
+                             f"{shape}, got {w.shape}")
+        if weight_mean and k == 0:
             denom = float(np.sum(w, dtype=np.float64))
         arrays.append(_flat(w, shape, dtype))
-    else:
-        arrays.append(np.empty(0, dtype))
-    return Prepared(kernel, tuple(arrays), tuple(params), dtype, tuple(shape), reduction,
-                    denom, ((0, x.shape, tuple(shape)),))
-
-
-def _broadcast_weight(a, name, shape, dtype):
-    """A weight that must broadcast to the loss shape `shape` without enlarging it."""
-    w = float_array(a, name, dtype=dtype)
-    try:
-        ok = np.broadcast_shapes(w.shape, tuple(shape)) == tuple(shape)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{name}: expected a shape that broadcasts to the loss shape "
-                         f"{tuple(shape)}, got {w.shape}")
-    return w
+    return Prepared(kernel, tuple(arrays), tuple(params), dtype, shape, reduction,
+                    denom, ((0, x.shape, shape),))
 
 
 def _broadcasts_to(shape, target_shape):

@@ -57,7 +57,7 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean"):
     margin = real(margin, "margin")
     x = float_array(input, "input")
     return pointwise("hinge_embedding", x, target, reduction, params=(margin,),
-                     broadcast="silent", weights=(), dtype=x.dtype)
+                     broadcast="silent", dtype=x.dtype)
 
 
 @loss("SoftMarginLoss", kernels=("soft_margin",))
@@ -91,7 +91,7 @@ def soft_margin_loss(input, target, *, reduction="mean"):
     ...                                       reduction="sum")), 6)  # log 2 + log(1 + e^2)
     2.820075
     """
-    return pointwise("soft_margin", input, target, reduction, broadcast="input", weights=())
+    return pointwise("soft_margin", input, target, reduction, broadcast="input")
 
 
 @loss("MarginRankingLoss", differentiable=("input1", "input2"), kernels=("margin_ranking",))

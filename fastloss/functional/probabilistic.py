@@ -52,7 +52,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, red
     full = boolean(full, "full")
     eps = real(eps, "eps")
     return pointwise("poisson_nll", input, target, reduction,
-                     params=(int(log_input), int(full), eps), broadcast="silent", weights=())
+                     params=(int(log_input), int(full), eps), broadcast="silent")
 
 
 @loss("GaussianNLLLoss", differentiable=("input", "var"), kernels=("gaussian_nll",))
@@ -125,7 +125,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
         v = v.reshape(aligned)
     check_reduction(reduction)
     prep = pointwise("gaussian_nll", x, target, reduction, params=(int(full), eps),
-                     broadcast="silent", extra=(("var", v),), weights=())
+                     broadcast="silent", extra=(("var", v),))
     full_shape = prep.item_shape
     return prep._replace(wrt=(*prep.wrt, (2, passed, full_shape, aligned)))
 
@@ -178,7 +178,7 @@ def kl_div(input, target, *, reduction="mean", log_target=False):
     x = float_array(input, "input")
     batchmean = reduction == "batchmean"
     prep = pointwise("kl_div", x, target, "sum" if batchmean else reduction,
-                     params=(int(log_target),), broadcast="silent", weights=())
+                     params=(int(log_target),), broadcast="silent")
     if batchmean and x.ndim != 0:
         prep = prep._replace(reduction="mean", denom=float(x.shape[0]))
     return prep

@@ -29,7 +29,8 @@ def l1_loss(input, target, *, reduction="mean", weight=None):
     >>> float(fastloss.l1_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
     1.5
     """
-    return pointwise("l1", input, target, reduction, weight=weight, weight_mean=True)
+    return pointwise("l1", input, target, reduction, weights=(("weight", weight),),
+                     weight_rule="input", weight_mean=True)
 
 
 @loss("MSELoss", kernels=("mse",))
@@ -44,7 +45,8 @@ def mse_loss(input, target, *, reduction="mean", weight=None):
     >>> float(fastloss.mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
     2.5
     """
-    return pointwise("mse", input, target, reduction, weight=weight, weight_mean=True)
+    return pointwise("mse", input, target, reduction, weights=(("weight", weight),),
+                     weight_rule="input", weight_mean=True)
 
 
 @loss("SmoothL1Loss", kernels=("smooth_l1", "l1"))
@@ -64,8 +66,9 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0):
     if beta < 0:
         raise ValueError(f"beta: expected a value >= 0, got {beta}")
     if beta == 0:
-        return pointwise("l1", input, target, reduction)
-    return pointwise("smooth_l1", input, target, reduction, params=(beta,))
+        return pointwise("l1", input, target, reduction, weights=(("weight", None),))
+    return pointwise("smooth_l1", input, target, reduction, params=(beta,),
+                     weights=(("weight", None),))
 
 
 @loss("HuberLoss", kernels=("huber",))
@@ -85,4 +88,5 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     delta = real(delta, "delta")
     if not delta > 0:
         raise ValueError(f"delta: expected a value > 0, got {delta}")
-    return pointwise("huber", input, target, reduction, params=(delta,), weight=weight)
+    return pointwise("huber", input, target, reduction, params=(delta,),
+                     weights=(("weight", weight),), weight_rule="input")
