@@ -420,44 +420,21 @@ def fcast(ref, v):
     raise NotImplementedError("fcast is only callable from Numba-compiled code")
 
 
-@overload(fexp, jit_options={"fastmath": STRICT})
-def _fexp(x):
-    if x == types.float32:
-        return lambda x: exp_f32(x)
-    if x == types.float64:
-        return lambda x: exp_f64(x)
+def _by_float_type(generic, impl_f32, impl_f64):
+    """Make `generic(x)` compile to impl_f32 or impl_f64 according to x's float type."""
+    @overload(generic, jit_options={"fastmath": STRICT})
+    def typed(x):
+        if x == types.float32:
+            return lambda x: impl_f32(x)
+        if x == types.float64:
+            return lambda x: impl_f64(x)
+    return typed
 
 
-@overload(fexpm, jit_options={"fastmath": STRICT})
-def _fexpm(x):
-    if x == types.float32:
-        return lambda x: expm_f32(x)
-    if x == types.float64:
-        return lambda x: expm_f64(x)
-
-
-@overload(flog, jit_options={"fastmath": STRICT})
-def _flog(x):
-    if x == types.float32:
-        return lambda x: log_f32(x)
-    if x == types.float64:
-        return lambda x: log_f64(x)
-
-
-@overload(flog1p, jit_options={"fastmath": STRICT})
-def _flog1p(x):
-    if x == types.float32:
-        return lambda x: log1p_f32(x)
-    if x == types.float64:
-        return lambda x: log1p_f64(x)
-
-
-@overload(flog1p_unit, jit_options={"fastmath": STRICT})
-def _flog1p_unit(x):
-    if x == types.float32:
-        return lambda x: log1p_unit_f32(x)
-    if x == types.float64:
-        return lambda x: log1p_unit_f64(x)
+for _generic, _f32, _f64 in ((fexp, exp_f32, exp_f64), (fexpm, expm_f32, expm_f64),
+                             (flog, log_f32, log_f64), (flog1p, log1p_f32, log1p_f64),
+                             (flog1p_unit, log1p_unit_f32, log1p_unit_f64)):
+    _by_float_type(_generic, _f32, _f64)
 
 
 @overload(fcast)
