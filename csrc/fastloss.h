@@ -12,8 +12,11 @@
  *    write the per-item losses into loss_out.
  *  - _vg kernels also write into gx (shaped like x) the gradient of sum_i c_i * loss_i with
  *    c_i = gscale * gvec[i] (gscale when n_gvec == 0).
- *  - Kernels never fail: a class index out of range is found beforehand by
- *    fl_class_targets_*, which returns its position.
+ *  - Kernels never fail. A class index out of range gives a NaN item and is never used
+ *    to index; the caller learns its position from the forward kernels' target_stats
+ *    (nll, ce_class: when not NULL, set to {summed weight of the counted targets, first
+ *    bad flat position or -1}, counted in the same pass) or, before a _vg kernel, from
+ *    fl_class_targets_*.
  *  - Results do not depend on the thread count (fixed blocked reductions).
  * Class losses take x of shape (n, c, d): d positions per sample (1 for (N, C) input);
  * targets t have n*d entries, weights w have c.
@@ -44,10 +47,12 @@ double fl_class_targets_f64(const int64_t *t, int64_t n, const double *w, int64_
 /* nll: loss = -w[t] x[t], 0 where t == ignore_index. */
 double fl_nll_fwd_f32(const float *x, const int64_t *t, const float *w, int64_t n_w,
                       int64_t n, int64_t c, int64_t d, int64_t ignore_index,
-                      float *loss_out, int64_t n_out);
+                      float *loss_out, int64_t n_out,
+                      double *target_stats);
 double fl_nll_fwd_f64(const double *x, const int64_t *t, const double *w, int64_t n_w,
                       int64_t n, int64_t c, int64_t d, int64_t ignore_index,
-                      double *loss_out, int64_t n_out);
+                      double *loss_out, int64_t n_out,
+                      double *target_stats);
 double fl_nll_vg_f32(const float *x, const int64_t *t, const float *w, int64_t n_w,
                      int64_t n, int64_t c, int64_t d, int64_t ignore_index,
                      double gscale, const float *gvec, int64_t n_gvec,
@@ -61,10 +66,12 @@ double fl_nll_vg_f64(const double *x, const int64_t *t, const double *w, int64_t
  * (1 - eps) w[t] (lse - x[t]) + eps / c sum_c w_c (lse - x_c); 0 where t == ignore_index. */
 double fl_ce_class_fwd_f32(const float *x, const int64_t *t, const float *w, int64_t n_w,
                            int64_t n, int64_t c, int64_t d, int64_t ignore_index,
-                           double label_smoothing, float *loss_out, int64_t n_out);
+                           double label_smoothing, float *loss_out, int64_t n_out,
+                           double *target_stats);
 double fl_ce_class_fwd_f64(const double *x, const int64_t *t, const double *w, int64_t n_w,
                            int64_t n, int64_t c, int64_t d, int64_t ignore_index,
-                           double label_smoothing, double *loss_out, int64_t n_out);
+                           double label_smoothing, double *loss_out, int64_t n_out,
+                           double *target_stats);
 double fl_ce_class_vg_f32(const float *x, const int64_t *t, const float *w, int64_t n_w,
                           int64_t n, int64_t c, int64_t d, int64_t ignore_index,
                           double label_smoothing, double gscale, const float *gvec,

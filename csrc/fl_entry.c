@@ -4,6 +4,7 @@
  * family for both dtypes; fastloss.h, included first, has every signature written out, and
  * the compiler checks these definitions against it. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fastloss.h"
@@ -65,13 +66,49 @@ static double class_wsum(const void *w, int64_t n_w, int64_t c, int is_f64)
     return s;
 }
 
-static double run_class(fl_class_job *J, fl_block_fn *rows, fl_block_fn *lanes)
+/* fl_run, and for a forward kernel given `stats` (its blocks count the targets, see
+ * fl_class_job.wsums) stats[0] = the summed weight of the counted targets and stats[1] =
+ * the first bad flat position (-1 if none; the weight sum is then 0). */
+#define FL_LOCAL_BLOCKS 1024
+
+static double run_counted(fl_class_job *J, fl_block_fn *fn, int64_t units, int64_t per_block,
+                          double *stats)
+{
+    if (!stats)
+        return fl_run(fn, J, units, per_block);
+    int64_t n_blocks = units > 0 ? (units + per_block - 1) / per_block : 0;
+    double local[FL_LOCAL_BLOCKS];
+    double *wsums = n_blocks <= FL_LOCAL_BLOCKS ? local : malloc((size_t)n_blocks * sizeof(double));
+    int64_t bad = -1;
+    double total, wsum = 0.0;
+    if (wsums == NULL) {   /* no memory for the per-block sums: count in a pass of their own */
+        fl_targets_job T = {J->t, J->w, J->n * J->d, J->c, J->ignore_index, 1, -1};
+        wsum = fl_run(J->lanes == FL_W64 ? FL_PICK(targets_f64) : FL_PICK(targets_f32), &T,
+                      T.n, fl_per_block(1));
+        bad = T.bad;
+        total = fl_run(fn, J, units, per_block);
+    } else {
+        J->wsums = wsums;
+        J->bad = &bad;
+        J->per_block = per_block;
+        total = fl_run(fn, J, units, per_block);
+        for (int64_t b = 0; b < n_blocks; b++)   /* in block order: thread-count independent */
+            wsum += wsums[b];
+        if (wsums != local)
+            free(wsums);
+    }
+    stats[0] = bad >= 0 ? 0.0 : wsum;
+    stats[1] = (double)bad;
+    return total;
+}
+
+static double run_class(fl_class_job *J, fl_block_fn *rows, fl_block_fn *lanes, double *stats)
 {
     if (J->d == 1 && J->c >= FL_SMALL_C && rows)
-        return fl_run(rows, J, J->n, fl_per_block(J->c));
+        return run_counted(J, rows, J->n, fl_per_block(J->c), stats);
     J->dgroups = (J->d + J->lanes - 1) / J->lanes;
     int64_t units = J->d == 1 ? (J->n + J->lanes - 1) / J->lanes : J->n * J->dgroups;
-    return fl_run(lanes, J, units, fl_per_block(J->c * J->lanes));
+    return run_counted(J, lanes, units, fl_per_block(J->c * J->lanes), stats);
 }
 
 static fl_class_job class_job(const void *x, const void *p, const int64_t *t, const void *w,
@@ -100,19 +137,19 @@ static fl_class_job class_job(const void *x, const void *p, const int64_t *t, co
     return J;
 }
 
-static double nll_run(fl_class_job *J, fl_block_fn *fn)
+static double nll_run(fl_class_job *J, fl_block_fn *fn, double *stats)
 {
-    return fl_run(fn, J, J->n, fl_per_block(J->gx ? J->c * J->d : J->d));
+    return run_counted(J, fn, J->n, fl_per_block(J->gx ? J->c * J->d : J->d), stats);
 }
 
 #define FL_NLL(SUF, REAL, IS64)                                                                \
     double fl_nll_fwd_##SUF(const REAL *x, const int64_t *t, const REAL *w, int64_t n_w,       \
                             int64_t n, int64_t c, int64_t d, int64_t ignore_index,             \
-                            REAL *loss_out, int64_t n_out)                                     \
+                            REAL *loss_out, int64_t n_out, double *target_stats)               \
     {                                                                                          \
         fl_class_job J = class_job(x, NULL, t, w, n_w, n, c, d, ignore_index, 0.0, 0.0, NULL,  \
                                    0, loss_out, n_out, NULL, IS64);                            \
-        return nll_run(&J, FL_PICK(nll_fwd_##SUF));                                            \
+        return nll_run(&J, FL_PICK(nll_fwd_##SUF), target_stats);                              \
     }                                                                                          \
     double fl_nll_vg_##SUF(const REAL *x, const int64_t *t, const REAL *w, int64_t n_w,        \
                            int64_t n, int64_t c, int64_t d, int64_t ignore_index,              \
@@ -121,7 +158,7 @@ static double nll_run(fl_class_job *J, fl_block_fn *fn)
     {                                                                                          \
         fl_class_job J = class_job(x, NULL, t, w, n_w, n, c, d, ignore_index, 0.0, gscale,     \
                                    gvec, n_gvec, loss_out, n_out, gx, IS64);                   \
-        return nll_run(&J, FL_PICK(nll_vg_##SUF));                                             \
+        return nll_run(&J, FL_PICK(nll_vg_##SUF), NULL);                                                \
     }
 FL_NLL(f32, float, 0)
 FL_NLL(f64, double, 1)
@@ -129,11 +166,13 @@ FL_NLL(f64, double, 1)
 #define FL_CE_CLASS(SUF, REAL, IS64)                                                            \
     double fl_ce_class_fwd_##SUF(const REAL *x, const int64_t *t, const REAL *w, int64_t n_w,   \
                                  int64_t n, int64_t c, int64_t d, int64_t ignore_index,         \
-                                 double label_smoothing, REAL *loss_out, int64_t n_out)         \
+                                 double label_smoothing, REAL *loss_out, int64_t n_out,         \
+                                 double *target_stats)                                          \
     {                                                                                           \
         fl_class_job J = class_job(x, NULL, t, w, n_w, n, c, d, ignore_index, label_smoothing,  \
                                    0.0, NULL, 0, loss_out, n_out, NULL, IS64);                  \
-        return run_class(&J, FL_PICK(ce_class_fwd_rows_##SUF), FL_PICK(ce_class_fwd_lanes_##SUF)); \
+        return run_class(&J, FL_PICK(ce_class_fwd_rows_##SUF), FL_PICK(ce_class_fwd_lanes_##SUF), \
+                         target_stats);                                                         \
     }                                                                                           \
     double fl_ce_class_vg_##SUF(const REAL *x, const int64_t *t, const REAL *w, int64_t n_w,    \
                                 int64_t n, int64_t c, int64_t d, int64_t ignore_index,          \
@@ -142,7 +181,8 @@ FL_NLL(f64, double, 1)
     {                                                                                           \
         fl_class_job J = class_job(x, NULL, t, w, n_w, n, c, d, ignore_index, label_smoothing,  \
                                    gscale, gvec, n_gvec, loss_out, n_out, gx, IS64);            \
-        return run_class(&J, FL_PICK(ce_class_vg_rows_##SUF), FL_PICK(ce_class_vg_lanes_##SUF)); \
+        return run_class(&J, FL_PICK(ce_class_vg_rows_##SUF), FL_PICK(ce_class_vg_lanes_##SUF), \
+                         NULL);                                                                 \
     }
 FL_CE_CLASS(f32, float, 0)
 FL_CE_CLASS(f64, double, 1)
@@ -155,7 +195,7 @@ static double ce_prob_run(fl_class_job *J, fl_block_fn *rows, fl_block_fn *lanes
             memset(J->loss_out, 0, (size_t)(J->n * J->d) * itemsize);
         return 0.0;
     }
-    return run_class(J, rows, lanes);
+    return run_class(J, rows, lanes, NULL);
 }
 
 #define FL_CE_PROB(SUF, REAL, IS64)                                                             \

@@ -25,6 +25,13 @@ typedef struct {
     double wsum;             /* sum of the class weights (c without weights) */
     int64_t lanes;           /* items per vector in the lanes layout: 8 (float), 4 (double) */
     int64_t dgroups;         /* lane groups per sample when d > 1: ceil(d / lanes) */
+    /* Forward kernels count their own targets (no pass of its own over them): each block
+     * writes the summed weight of its counted targets into wsums[lo / per_block] and
+     * lowers *bad to its first out-of-range position. NULL wsums: not asked (the _vg
+     * kernels, whose targets are checked before they run). */
+    double *wsums;
+    int64_t *bad;            /* first bad flat position, -1 if none (atomic min) */
+    int64_t per_block;       /* units per block, as given to fl_run */
 } fl_class_job;
 
 typedef struct {

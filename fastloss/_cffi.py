@@ -47,6 +47,7 @@ _I64 = ffi.typeof("int64_t[]")
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _CTYPE = {_F32: ffi.typeof("float[]"), _F64: ffi.typeof("double[]")}
+_F64_C = _CTYPE[_F64]
 _NULL = ffi.NULL
 
 
@@ -114,11 +115,12 @@ _CE_FWD, _CE_VG = _fns("ce_class_fwd"), _fns("ce_class_vg")
 _CEP_FWD, _CEP_VG = _fns("ce_prob_fwd"), _fns("ce_prob_vg")
 
 
-def nll_fwd(x, t, w, ignore_index, loss_out):
+def nll_fwd(x, t, w, ignore_index, loss_out, target_stats):
     ctype = _kind(x)
     n, c, d = x.shape
     return _NLL_FWD[x.dtype](_buf(ctype, x), _buf(_I64, t), _opt(ctype, w), w.size, n, c, d,
-                             ignore_index, _opt(ctype, loss_out), loss_out.size)
+                             ignore_index, _opt(ctype, loss_out), loss_out.size,
+                             _buf(_F64_C, target_stats))
 
 
 def nll_vg(x, t, w, ignore_index, gscale, gvec, loss_out, gx):
@@ -135,19 +137,21 @@ def _lane_classes(c, d):
         raise Unsupported("more than 2^31 - 1 classes in an (N, C, D) layout")
 
 
-def ce_class_fwd(x, t, w, ignore_index, label_smoothing, loss_out):
+def ce_class_fwd(x, t, w, ignore_index, label_smoothing, loss_out, target_stats):
     ctype = _kind(x)
     n, c, d = x.shape
-    _lane_classes(c, d)
+    if d > 1:
+        _lane_classes(c, d)
     return _CE_FWD[x.dtype](_buf(ctype, x), _buf(_I64, t), _opt(ctype, w), w.size, n, c, d,
                             ignore_index, label_smoothing, _opt(ctype, loss_out),
-                            loss_out.size)
+                            loss_out.size, _buf(_F64_C, target_stats))
 
 
 def ce_class_vg(x, t, w, ignore_index, label_smoothing, gscale, gvec, loss_out, gx):
     ctype = _kind(x)
     n, c, d = x.shape
-    _lane_classes(c, d)
+    if d > 1:
+        _lane_classes(c, d)
     return _CE_VG[x.dtype](_buf(ctype, x), _buf(_I64, t), _opt(ctype, w), w.size, n, c, d,
                            ignore_index, label_smoothing, gscale, _opt(ctype, gvec), gvec.size,
                            _opt(ctype, loss_out), loss_out.size, _buf(ctype, gx))

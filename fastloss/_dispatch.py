@@ -80,7 +80,14 @@ _PREFERENCES = _load_preferences()
 _current = contextvars.ContextVar("fastloss_backend", default=None)
 # Read once, at import (like NUMBA_NUM_THREADS): a per-call os.environ lookup costs ~1 us.
 _ENV_CHOICE = os.environ.get("FASTLOSS_BACKEND") or None
-_cache = {}
+_cache = {}   # (kernel name, choice) -> the order of backends to try
+_first = {}   # (kernel name, choice) -> the first of them that has the kernel (see call)
+
+
+def clear_caches():
+    """Forget the resolved orders and kernels (after the backends or their ranking change)."""
+    _cache.clear()
+    _first.clear()
 
 
 def register_backend(backend, first=True):
@@ -89,7 +96,7 @@ def register_backend(backend, first=True):
     if backend.name in _AUTO_ORDER:
         _AUTO_ORDER.remove(backend.name)
     _AUTO_ORDER.insert(0 if first else len(_AUTO_ORDER) - 1, backend.name)
-    _cache.clear()
+    clear_caches()
 
 
 def unregister_backend(name):
@@ -98,7 +105,7 @@ def unregister_backend(name):
     _BACKENDS.pop(name, None)
     if name in _AUTO_ORDER:
         _AUTO_ORDER.remove(name)
-    _cache.clear()
+    clear_caches()
 
 
 def backend_names():
@@ -169,13 +176,31 @@ def call(kernel_name, args, backend=None):
     """Run a kernel on the chosen backend, falling through to the next backend when one
     lacks the kernel or raises `Unsupported`; a backend is imported only when reached.
     Returns (result, name of the backend that ran it)."""
-    for name in _order(kernel_name, current_choice(backend)):
-        k = _BACKENDS[name].kernel(kernel_name)
+    choice = backend or _current.get() or _ENV_CHOICE or AUTO
+    first = _first.get((kernel_name, choice))
+    if first is None:
+        first = _first[kernel_name, choice] = _find(kernel_name, choice, 0)
+    name, k, position = first
+    try:
+        return k(*args), name
+    except Unsupported:
+        pass
+    while True:   # this case is not the first backend's: try the next ones
+        name, k, position = _find(kernel_name, choice, position + 1)
+        try:
+            return k(*args), name
+        except Unsupported:
+            continue
+
+
+def _find(kernel_name, choice, start):
+    """(backend name, kernel, position in the order) of the first backend from position
+    `start` on that has `kernel_name`, importing backends as they are reached."""
+    order = _order(kernel_name, choice)
+    for position in range(start, len(order)):
+        k = _BACKENDS[order[position]].kernel(kernel_name)
         if k is not None:
-            try:
-                return k(*args), name
-            except Unsupported:
-                continue
+            return order[position], k, position
     raise LookupError(f"no backend provides kernel {kernel_name!r} for these arguments")
 
 

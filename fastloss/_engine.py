@@ -2,7 +2,7 @@
 
 The kernel contract, shared by every backend (the NumPy reference defines it):
 
-    <kernel>_fwd(*arrays, *params, loss_out) -> float
+    <kernel>_fwd(*arrays, *params, loss_out[, target_stats]) -> float
     <kernel>_vg(*arrays, *params, gscale, gvec, loss_out, *grad_outs) -> float
 
 `arrays` are C-contiguous, `params` plain Python numbers. Both return the float64 sum of
@@ -10,6 +10,15 @@ the per-item losses. `loss_out` is a 1-D array of one slot per item (written) or
 0 (not written). `_vg` also writes into each `grad_outs[k]` (shaped like the k-th
 differentiable array) the gradient of sum_i c_i * loss_i, where c_i = gscale * gvec[i],
 or c_i = gscale when gvec has length 0. Kernels never see reduction names or axes.
+
+Class-index targets cannot be range-checked by a kernel (it cannot raise, least of all in
+a parallel loop): an out-of-range target makes its item NaN and is never used to index.
+Where a loss declares it (`ClassTargets.in_forward`), the `_fwd` kernel counts the targets
+in the same pass and fills `target_stats` (float64[2]: the summed weight of the counted
+targets, which "mean" divides by, and the first bad flat position or -1), checked here
+after it returns: one pass, one call. Otherwise, and before every `_vg` kernel (whose
+gradient scale needs that weight sum, and which must not write into `out=` for a call
+that raises), the `class_targets` kernel checks them first.
 """
 import operator
 from typing import NamedTuple
@@ -21,6 +30,16 @@ from ._reduction import grad_scale, reduce_total
 
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
           np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+class ClassTargets(NamedTuple):
+    """Class indices a loss call must range-check (see the module docstring)."""
+    name: str              # the argument's name, for the error message
+    target: np.ndarray     # flat int64
+    weight: np.ndarray     # per-class weights (empty: none)
+    n_classes: int
+    ignore_index: object   # an int, or None when no value is ignored
+    in_forward: bool = False   # the _fwd kernel counts them itself (fills target_stats)
 
 
 class Prepared(NamedTuple):
@@ -36,9 +55,8 @@ class Prepared(NamedTuple):
                          #   the broadcast shape the kernel saw it as[, its shape aligned for
                          #   that broadcast, when it differs from the passed shape: a var of
                          #   shape (N,) used as (N, 1) by gaussian_nll_loss])
-    targets: tuple = None  # class-index targets to check before the kernel runs:
-                           #   (name, target, weight, n_classes, ignore_index or None);
-                           #   a denom of None becomes the summed weight of counted targets
+    targets: ClassTargets = None  # class indices to range-check; a denom of None becomes
+                                  #   the summed weight of the counted targets
 
     @property
     def n_items(self):
@@ -49,31 +67,46 @@ class Prepared(NamedTuple):
 
 
 def check_targets(prep, backend=None):
-    """Range-check class indices with the `class_targets` kernel (which cannot raise, so
-    it reports the first bad position); return the denominator of "mean": prep.denom, or
-    when that is None the summed weight of the counted targets."""
-    name, target, weight, n_classes, ignore_index = prep.targets
-    use_ignore = ignore_index is not None
+    """Range-check class indices with the `class_targets` kernel; return the denominator
+    of "mean" (see `_denominator`)."""
+    t = prep.targets
+    use_ignore = t.ignore_index is not None
     (wsum, bad), _ = _dispatch.call(
-        "class_targets", (target, weight, n_classes, ignore_index if use_ignore else 0,
-                          use_ignore), backend)
+        "class_targets", (t.target, t.weight, t.n_classes,
+                          t.ignore_index if use_ignore else 0, use_ignore), backend)
+    return _denominator(prep, wsum, bad)
+
+
+def _denominator(prep, wsum, bad):
+    """Raise IndexError for a bad target (`bad` >= 0: its flat position); else the
+    denominator of "mean": prep.denom, or when that is None the summed weight `wsum`."""
     if bad >= 0:
-        value = int(target.reshape(-1)[bad])
-        extra = f" and is not the ignored value {ignore_index}" if use_ignore else ""
-        raise IndexError(f"{name}: class index {value} at flat position {bad} is out of "
-                         f"range [0, {n_classes}){extra}")
+        t = prep.targets
+        value = int(t.target.reshape(-1)[bad])
+        extra = (f" and is not the ignored value {t.ignore_index}"
+                 if t.ignore_index is not None else "")
+        raise IndexError(f"{t.name}: class index {value} at flat position {bad} is out of "
+                         f"range [0, {t.n_classes}){extra}")
     return wsum if prep.denom is None else prep.denom
 
 
 def forward(prep, backend=None):
-    denom = prep.denom if prep.targets is None else check_targets(prep, backend)
-    if prep.reduction == "none":
-        loss_out = np.empty(prep.n_items, dtype=prep.dtype)
-        _dispatch.call(prep.kernel + "_fwd", (*prep.arrays, *prep.params, loss_out), backend)
+    # (kept lean: for a tiny call this function and its callees are the whole cost)
+    targets, reduction = prep.targets, prep.reduction
+    loss_out = np.empty(prep.n_items, prep.dtype) if reduction == "none" else _EMPTY[prep.dtype]
+    if targets is not None and targets.in_forward:
+        stats = np.empty(2)
+        total, _ = _dispatch.call(prep.kernel + "_fwd",
+                                  (*prep.arrays, *prep.params, loss_out, stats), backend)
+        wsum, bad = stats.tolist()
+        denom = _denominator(prep, wsum, int(bad))
+    else:
+        denom = prep.denom if targets is None else check_targets(prep, backend)
+        total, _ = _dispatch.call(prep.kernel + "_fwd", (*prep.arrays, *prep.params, loss_out),
+                                  backend)
+    if reduction == "none":
         return loss_out.reshape(prep.item_shape)
-    total, _ = _dispatch.call(prep.kernel + "_fwd",
-                              (*prep.arrays, *prep.params, _EMPTY[prep.dtype]), backend)
-    return reduce_total(total, prep.reduction, denom, prep.dtype)
+    return reduce_total(total, reduction, denom, prep.dtype)
 
 
 def value_and_grad(prep, which, grad_output=None, out=None, backend=None):

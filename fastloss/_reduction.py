@@ -30,7 +30,9 @@ def mean_of(total, denom):
 
 def reduce_total(total, reduction, denom, dtype):
     """The 0-d result of a 'sum' or 'mean' reduction, in the caller's dtype."""
-    return np.array(mean_of(total, denom) if reduction == "mean" else total, dtype)
+    if reduction == "sum":
+        return np.array(total, dtype)
+    return np.array(total / denom if denom else mean_of(total, denom), dtype)
 
 
 def grad_scale(reduction, denom, grad_output):

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INT64 = np.dtype(np.int64)
 # Class-index targets: torch accepts int64 ("Long") and uint8 ("Byte"); we also accept the
 # other fixed-width integer types, which hold the same values once widened to int64.
 INDEX_KINDS = "iu"
@@ -55,18 +56,20 @@ def result_dtype(*arrays):
 def index_array(x, name):
     """Class indices as int64; anything but an integer array is a TypeError."""
     arr = to_numpy(x, name)
+    if arr.dtype == _INT64:   # the common case first (a dtype == dtype test is cheap)
+        return arr
     if arr.dtype.kind not in INDEX_KINDS:
         raise TypeError(f"{name}: expected integer class indices (int64, or another integer "
                         f"type such as uint8), got dtype {arr.dtype}")
-    if arr.dtype != np.int64:
-        if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
-            raise IndexError(f"{name}: class index {arr.max()} is out of range")
-        arr = arr.astype(np.int64)
-    return arr
+    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise IndexError(f"{name}: class index {arr.max()} is out of range")
+    return arr.astype(np.int64)
 
 
 def contiguous(arr, dtype=None):
     """A C-contiguous array of `dtype` (no copy when it already is one)."""
+    if arr.flags.c_contiguous and (dtype is None or arr.dtype == dtype):
+        return arr
     return np.ascontiguousarray(arr, dtype=dtype if dtype is not None else arr.dtype)
 
 

@@ -54,6 +54,41 @@ def test_backend_matches_reference(backend, case, dtype, reduction):
         assert_close(grads[name], ref_grads[name], rtol, f"grad of {name}")
 
 
+ALL_BACKENDS = [b for b in _dispatch.backend_names() if _dispatch._BACKENDS[b].available]
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("shape", [(8, 3), (3000, 10), (700, 50), (40, 3000), (6, 4, 5), (4,)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_bad_class_index_is_reported_by_every_backend(backend, shape, loss):
+    """The forward kernels count the targets themselves; the first bad one (lowest flat
+    position, whichever block finds it) must be named, for every reduction, with or
+    without class weights, and value_and_grad must refuse it before touching `out=`."""
+    rng = np.random.default_rng(len(shape) * 1000 + shape[0])
+    x = rng.standard_normal(shape).astype(np.float32)
+    c = shape[0] if len(shape) == 1 else shape[1]
+    t_shape = () if len(shape) == 1 else (shape[0], *shape[2:])
+    t = rng.integers(0, c, t_shape)
+    flat = t.reshape(-1)
+    flat[flat.size // 3] = -100                       # ignored: fine
+    if flat.size > 1:
+        flat[flat.size // 2:] = np.where(rng.uniform(size=flat.size - flat.size // 2) < 0.5,
+                                         c + 3, -1)     # several bad ones: report the first
+    first = flat.size // 2 if flat.size > 1 else 0
+    if flat.size == 1:
+        t = np.array(c)
+    fn = getattr(fastloss, loss)
+    for reduction in ("mean", "sum", "none"):
+        for weight in (None, np.linspace(0.5, 2.0, c).astype(np.float32)):
+            with pytest.raises(IndexError, match=f"at flat position {first} "):
+                fn(x, t, weight=weight, reduction=reduction, backend=backend)
+    out = np.full(x.shape, 7.0, np.float32)
+    with pytest.raises(IndexError, match=f"at flat position {first} "):
+        fastloss.value_and_grad(fn)(x, t, out=out, backend=backend)
+    assert (out == 7.0).all()
+
+
 def test_numba_provides_every_kernel():
     numba = _dispatch._BACKENDS["numba"]
     if not numba.available:
@@ -159,7 +194,7 @@ def test_environment_variable_is_read_at_import():
 
 def test_auto_order_follows_measured_preferences(dummy, monkeypatch):
     monkeypatch.setattr(_dispatch, "_PREFERENCES", {"mse_fwd": ["numpy", "numba", "c"]})
-    _dispatch._cache.clear()
+    _dispatch.clear_caches()
     try:
         # the measured rank reorders the built-in backends; a plug-in keeps its place
         order = _dispatch._auto_order("mse_fwd")
@@ -167,7 +202,7 @@ def test_auto_order_follows_measured_preferences(dummy, monkeypatch):
         assert [b for b in order if b != "dummy"] == ["numpy", "numba", "c"]
         assert _dispatch._auto_order("l1_fwd") == _dispatch.backend_names()
     finally:
-        _dispatch._cache.clear()
+        _dispatch.clear_caches()
 
 
 def test_committed_auto_order_names_real_kernels_and_backends():

@@ -124,14 +124,19 @@ def _compare_kernel(name, arrays, params, n_items, grad_shapes, dtype, rng, rtol
     cf, rf = getattr(_cffi, name + "_fwd"), getattr(_reference, name + "_fwd")
     cv, rv = getattr(_cffi, name + "_vg"), getattr(_reference, name + "_vg")
     empty = np.empty(0, dtype)
+    counts_targets = name in COUNTING
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         for with_out in (False, True):
             lo_c = np.empty(n_items, dtype) if with_out else empty
             lo_r = np.empty(n_items, dtype) if with_out else empty
-            tc = cf(*arrays, *params, lo_c)
-            tr = rf(*arrays, *params, lo_r)
+            st_c, st_r = np.full(2, 7.0), np.full(2, 7.0)
+            tc = cf(*arrays, *params, lo_c, *((st_c,) if counts_targets else ()))
+            tr = rf(*arrays, *params, lo_r, *((st_r,) if counts_targets else ()))
             _close_total(tc, tr, lo_r, rtol, f"{name}_fwd total")
+            if counts_targets:   # (summed weight of counted targets, first bad position)
+                assert st_c[1] == st_r[1], f"{name}_fwd first bad target"
+                assert st_c[0] == pytest.approx(st_r[0], rel=1e-12), f"{name}_fwd weight sum"
             if with_out:
                 assert_close(lo_c, lo_r, rtol, f"{name}_fwd items")
         for with_gvec in (False, True):
@@ -156,6 +161,9 @@ def _close_total(tc, tr, items, rtol, what):
     assert tc == pytest.approx(tr, rel=rtol, abs=rtol * scale), what
 
 
+# kernels whose forward counts the class targets itself (fills target_stats)
+COUNTING = ("nll", "ce_class")
+
 CE_SHAPES = [(37, 5, 1), (19, 40, 1), (4, 3000, 1), (3, 7, 13), (2, 50, 9), (1, 2, 1),
              (9, 1, 1), (0, 4, 1), (3, 5, 0), (17, 31, 1), (16, 32, 1)]
 
@@ -175,6 +183,20 @@ def test_ce_class_paths(shape, dtype, weighted, eps, spice, isa):
     w = rng.uniform(0.2, 2.0, c).astype(dtype) if weighted else np.empty(0, dtype)
     _compare_kernel("ce_class", (x, t, w), (-100, eps), n * d, [shape], dtype, rng)
     _compare_kernel("nll", (x, t, w), (-100,), n * d, [shape], dtype, rng)
+    if t.size > 2:
+        # out-of-range targets (the forward reports the first one, its item is NaN) after
+        # a few good ones; the _vg kernels are only ever called with checked targets
+        bad = t.copy()
+        bad[t.size // 2:] = np.where(rng.uniform(size=t.size - t.size // 2) < 0.5, c, -1)
+        for name, params in (("ce_class", (-100, eps)), ("nll", (-100,))):
+            items_c, items_r = np.empty(t.size, dtype), np.empty(t.size, dtype)
+            st_c, st_r = np.empty(2), np.empty(2)
+            with np.errstate(all="ignore"):
+                tc = getattr(_cffi, name + "_fwd")(x, bad, w, *params, items_c, st_c)
+                getattr(_reference, name + "_fwd")(x, bad, w, *params, items_r, st_r)
+            assert st_c[1] == st_r[1] >= t.size // 2 and st_c[0] == st_r[0] == 0.0
+            assert np.isnan(tc) and np.isnan(items_c[bad != -100][t.size // 2:]).all()
+            assert_close(items_c, items_r, 2e-5 if dtype == np.float32 else 1e-9, name)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -193,7 +215,7 @@ def test_ce_wide_rows_chunks(dtype, isa):
     w = np.empty(0, dtype)
     _compare_kernel("ce_class", (x, t, w), (-100, 0.0), 5, [x.shape], dtype, rng)
     out = np.empty(5, dtype)
-    _cffi.ce_class_fwd(x, t, w, -100, 0.0, out)
+    _cffi.ce_class_fwd(x, t, w, -100, 0.0, out, np.empty(2))
     assert np.isfinite(out[0]) and np.isnan(out[1:4]).all() and np.isfinite(out[4])
 
 
@@ -300,8 +322,9 @@ def _all_outputs(threads_n, set_threads):
     e = np.empty(0, np.float32)
     out = []
     for xx, tt in ((x, t), (xs, ts), (xd, td)):
-        lo, gx = np.empty(tt.size, np.float32), np.empty_like(xx)
-        out += [_cffi.ce_class_fwd(xx, tt, e, -100, 0.1, lo), lo.tobytes()]
+        lo, gx, stats = np.empty(tt.size, np.float32), np.empty_like(xx), np.empty(2)
+        out += [_cffi.ce_class_fwd(xx, tt, e, -100, 0.1, lo, stats), lo.tobytes(),
+                stats.tobytes()]
         out += [_cffi.ce_class_vg(xx, tt, e, -100, 0.0, 0.5, e, lo, gx), gx.tobytes()]
     lo, gx = np.empty(f.size, np.float32), np.empty_like(f)
     out += [_cffi.bce_logits_vg(f, (g > 0).astype(np.float32), e, e, 1.0, e, lo, gx),
@@ -329,7 +352,8 @@ def test_python_threads_call_kernels_concurrently(threads):
 
     def run(_):
         lo = np.empty(3000, np.float32)
-        return _cffi.ce_class_fwd(x, t, e, -100, 0.0, lo), lo.tobytes()
+        stats = np.empty(2)
+        return _cffi.ce_class_fwd(x, t, e, -100, 0.0, lo, stats), lo.tobytes(), stats.tobytes()
 
     expected = run(None)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -356,12 +380,12 @@ def test_forked_child_can_call_kernels(threads):
     x = rng.standard_normal((4000, 200, 1)).astype(np.float32)
     t = rng.integers(0, 200, 4000)
     e = np.empty(0, np.float32)
-    expected = _cffi.ce_class_fwd(x, t, e, -100, 0.0, e)
+    expected = _cffi.ce_class_fwd(x, t, e, -100, 0.0, e, np.empty(2))
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:   # the child: never return into pytest
         try:
-            got = _cffi.ce_class_fwd(x, t, e, -100, 0.0, e)
+            got = _cffi.ce_class_fwd(x, t, e, -100, 0.0, e, np.empty(2))
             os.write(w, repr(got).encode())
         finally:
             os._exit(0)

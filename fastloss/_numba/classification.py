@@ -184,15 +184,17 @@ def _ce_class_item(xr, xn, c, ti, w, eps, wsum, ci, gr, want_grad):
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _ce_class_block(b, rb, x, t, w, n_items, c, d, ignore_index, eps, wsum, gscale, gvec,
-                    loss_out, gx, want_grad):
+                    loss_out, gx, want_grad, counts, bads):
+    lo, hi = b * rb, min((b + 1) * rb, n_items)
+    _count_block(b, t, w, lo, hi, c, ignore_index, counts, bads)
     total = 0.0
-    for i in range(b * rb, min((b + 1) * rb, n_items)):
+    for i in range(lo, hi):
         n = i // d
         a = n * c * d + (i - n * d)
         ti = t[i]
         end = a + (c - 1) * d + 1
-        if ti == ignore_index:
-            li = 0.0
+        if ti == ignore_index or ti < 0 or ti >= c:
+            li = 0.0 if ti == ignore_index else np.nan   # a bad target: reported, never read
             if want_grad:
                 _zero_row(gx[a:end:d])
         elif d == 1:   # a contiguous row: unit-stride loops, 8 lanes wide
@@ -209,24 +211,24 @@ def _ce_class_block(b, rb, x, t, w, n_items, c, d, ignore_index, eps, wsum, gsca
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _ce_class_par(x, t, w, n_items, c, d, ignore_index, eps, wsum, gscale, gvec, loss_out,
-                  gx, want_grad):
+                  gx, want_grad, count):
     rb = _rows_per_block(c)
-    partial = np.empty((n_items + rb - 1) // rb)
+    partial, counts, bads = _block_sums((n_items + rb - 1) // rb, count)
     for b in prange(partial.shape[0]):
         partial[b] = _ce_class_block(b, rb, x, t, w, n_items, c, d, ignore_index, eps, wsum,
-                                     gscale, gvec, loss_out, gx, want_grad)
-    return sum_partials(partial)
+                                     gscale, gvec, loss_out, gx, want_grad, counts, bads)
+    return _block_totals(partial, counts, bads)
 
 
 @njit(cache=True, error_model="numpy")
 def _ce_class_ser(x, t, w, n_items, c, d, ignore_index, eps, wsum, gscale, gvec, loss_out,
-                  gx, want_grad):
+                  gx, want_grad, count):
     rb = _rows_per_block(c)
-    partial = np.empty((n_items + rb - 1) // rb)
+    partial, counts, bads = _block_sums((n_items + rb - 1) // rb, count)
     for b in range(partial.shape[0]):
         partial[b] = _ce_class_block(b, rb, x, t, w, n_items, c, d, ignore_index, eps, wsum,
-                                     gscale, gvec, loss_out, gx, want_grad)
-    return sum_partials(partial)
+                                     gscale, gvec, loss_out, gx, want_grad, counts, bads)
+    return _block_totals(partial, counts, bads)
 
 
 # ------------------------------------------------------------------ small C: transposed tiles
@@ -256,10 +258,11 @@ def _ce_small_tile(x, t, w, r0, nb, c, ignore_index, eps, wsum, gscale, gvec, lo
     for r in range(nb):
         i = r0 + r
         ti = t[i]
-        li = 0.0
+        counted = ti != ignore_index and ti >= 0 and ti < c
+        li = 0.0 if counted or ti == ignore_index else np.nan   # NaN: a bad target, not read
         arow[r] = 0
         brow[r] = 0
-        if ti != ignore_index:
+        if counted:
             md = np.float64(mrow[r])
             ls = np.float64(lrow[r])
             wt = 1.0 if w.shape[0] == 0 else np.float64(w[ti])
@@ -287,7 +290,7 @@ def _ce_small_tile(x, t, w, r0, nb, c, ignore_index, eps, wsum, gscale, gvec, lo
         for r in range(nb):
             i = r0 + r
             ti = t[i]
-            if ti == ignore_index:
+            if ti == ignore_index or ti < 0 or ti >= c:
                 for j in range(c):
                     gx[i * c + j] = 0
             else:
@@ -302,7 +305,7 @@ def _ce_small_tile(x, t, w, r0, nb, c, ignore_index, eps, wsum, gscale, gvec, lo
 
 @njit(cache=True, error_model="numpy")
 def _ce_small_block(b, x, t, w, n_items, c, ignore_index, eps, wsum, gscale, gvec, loss_out,
-                    gx, want_grad):
+                    gx, want_grad, counts, bads):
     buf = np.empty((c, TILE), x.dtype)
     ebuf = np.empty((c, TILE), x.dtype)
     mrow = np.empty(TILE, x.dtype)
@@ -312,6 +315,7 @@ def _ce_small_block(b, x, t, w, n_items, c, ignore_index, eps, wsum, gscale, gve
     brow = np.empty(TILE, x.dtype)
     total = 0.0
     end = min((b + 1) * SMALL_ROWS, n_items)
+    _count_block(b, t, w, b * SMALL_ROWS, end, c, ignore_index, counts, bads)
     for r0 in range(b * SMALL_ROWS, end, TILE):
         total += _ce_small_tile(x, t, w, r0, min(TILE, end - r0), c, ignore_index, eps, wsum,
                                 gscale, gvec, loss_out, gx, want_grad, buf, ebuf, mrow, srow,
@@ -321,53 +325,61 @@ def _ce_small_block(b, x, t, w, n_items, c, ignore_index, eps, wsum, gscale, gve
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _ce_small_par(x, t, w, n_items, c, ignore_index, eps, wsum, gscale, gvec, loss_out, gx,
-                  want_grad):
-    partial = np.empty((n_items + SMALL_ROWS - 1) // SMALL_ROWS)
+                  want_grad, count):
+    partial, counts, bads = _block_sums((n_items + SMALL_ROWS - 1) // SMALL_ROWS, count)
     for b in prange(partial.shape[0]):
         partial[b] = _ce_small_block(b, x, t, w, n_items, c, ignore_index, eps, wsum, gscale,
-                                     gvec, loss_out, gx, want_grad)
-    return sum_partials(partial)
+                                     gvec, loss_out, gx, want_grad, counts, bads)
+    return _block_totals(partial, counts, bads)
 
 
 @njit(cache=True, error_model="numpy")
 def _ce_small_ser(x, t, w, n_items, c, ignore_index, eps, wsum, gscale, gvec, loss_out, gx,
-                  want_grad):
-    partial = np.empty((n_items + SMALL_ROWS - 1) // SMALL_ROWS)
+                  want_grad, count):
+    partial, counts, bads = _block_sums((n_items + SMALL_ROWS - 1) // SMALL_ROWS, count)
     for b in range(partial.shape[0]):
         partial[b] = _ce_small_block(b, x, t, w, n_items, c, ignore_index, eps, wsum, gscale,
-                                     gvec, loss_out, gx, want_grad)
-    return sum_partials(partial)
+                                     gvec, loss_out, gx, want_grad, counts, bads)
+    return _block_totals(partial, counts, bads)
 
 
-def _ce_class_run(x, t, w, ignore_index, eps, gscale, gvec, loss_out, gx, want_grad):
+def _ce_class_run(x, t, w, ignore_index, eps, gscale, gvec, loss_out, gx, want_grad, stats):
     n, c, d = x.shape
     n_items = n * d
     if c == 0 or n_items == 0:
-        loss_out[...] = 0
-        return 0.0
+        return _no_rows(t, w, c, ignore_index, loss_out, stats)
     wsum = float(np.sum(w, dtype=np.float64)) if (w.shape[0] and eps > 0.0) else float(c)
     xf = x.reshape(-1)
     gf = gx.reshape(-1)
+    count = stats is not None
     if d == 1 and c <= SMALL_C:
-        return call(_ce_small_par, _ce_small_ser, x.size, xf, t, w, n_items, c, ignore_index,
-                    float(eps), wsum, float(gscale), gvec, loss_out, gf, want_grad)
-    return call(_ce_class_par, _ce_class_ser, x.size, xf, t, w, n_items, c, d, ignore_index,
-                float(eps), wsum, float(gscale), gvec, loss_out, gf, want_grad)
+        result = call(_ce_small_par, _ce_small_ser, x.size, xf, t, w, n_items, c,
+                      ignore_index, float(eps), wsum, float(gscale), gvec, loss_out, gf,
+                      want_grad, count)
+    else:
+        result = call(_ce_class_par, _ce_class_ser, x.size, xf, t, w, n_items, c, d,
+                      ignore_index, float(eps), wsum, float(gscale), gvec, loss_out, gf,
+                      want_grad, count)
+    return _report(result, stats)
 
 
 # ------------------------------------------------------------------ NLL
 @njit(cache=True, error_model="numpy")
 def _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_out, gx,
-               want_grad):
+               want_grad, counts, bads):
+    lo, hi = b * rb, min((b + 1) * rb, n_items)
+    _count_block(b, t, w, lo, hi, c, ignore_index, counts, bads)
     total = 0.0
-    for i in range(b * rb, min((b + 1) * rb, n_items)):
+    for i in range(lo, hi):
         n = i // d
         a = n * c * d + (i - n * d)
         ti = t[i]
         if want_grad:
             _zero_row(gx[a:a + (c - 1) * d + 1:d])
         li = 0.0
-        if ti != ignore_index:
+        if ti != ignore_index and (ti < 0 or ti >= c):
+            li = np.nan   # a bad target: reported, never read
+        elif ti != ignore_index:
             wt = 1.0 if w.shape[0] == 0 else np.float64(w[ti])
             li = -wt * np.float64(x[a + ti * d])
             if want_grad:
@@ -379,33 +391,36 @@ def _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_o
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _nll_par(x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_out, gx, want_grad):
+def _nll_par(x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_out, gx, want_grad,
+             count):
     rb = _rows_per_block(c)
-    partial = np.empty((n_items + rb - 1) // rb)
+    partial, counts, bads = _block_sums((n_items + rb - 1) // rb, count)
     for b in prange(partial.shape[0]):
         partial[b] = _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec,
-                                loss_out, gx, want_grad)
-    return sum_partials(partial)
+                                loss_out, gx, want_grad, counts, bads)
+    return _block_totals(partial, counts, bads)
 
 
 @njit(cache=True, error_model="numpy")
-def _nll_ser(x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_out, gx, want_grad):
+def _nll_ser(x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_out, gx, want_grad,
+             count):
     rb = _rows_per_block(c)
-    partial = np.empty((n_items + rb - 1) // rb)
+    partial, counts, bads = _block_sums((n_items + rb - 1) // rb, count)
     for b in range(partial.shape[0]):
         partial[b] = _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec,
-                                loss_out, gx, want_grad)
-    return sum_partials(partial)
+                                loss_out, gx, want_grad, counts, bads)
+    return _block_totals(partial, counts, bads)
 
 
-def _nll_run(x, t, w, ignore_index, gscale, gvec, loss_out, gx, want_grad):
+def _nll_run(x, t, w, ignore_index, gscale, gvec, loss_out, gx, want_grad, stats):
     n, c, d = x.shape
     n_items = n * d
     if c == 0 or n_items == 0:
-        loss_out[...] = 0
-        return 0.0
-    return call(_nll_par, _nll_ser, x.size, x.reshape(-1), t, w, n_items, c, d, ignore_index,
-                float(gscale), gvec, loss_out, gx.reshape(-1), want_grad)
+        return _no_rows(t, w, c, ignore_index, loss_out, stats)
+    result = call(_nll_par, _nll_ser, x.size, x.reshape(-1), t, w, n_items, c, d,
+                  ignore_index, float(gscale), gvec, loss_out, gx.reshape(-1), want_grad,
+                  stats is not None)
+    return _report(result, stats)
 
 
 # ------------------------------------------------------------------ cross-entropy, probabilities
@@ -486,19 +501,68 @@ def _ce_prob_run(x, p, w, eps, gscale, gvec, loss_out, gx, want_grad):
 
 # ------------------------------------------------------------------ target check
 @njit(cache=True, error_model="numpy")
-def _targets_block(b, t, w, n_classes, ignore_index, use_ignore, wsums, bads):
+def _count_targets(t, w, lo, hi, n_classes, ignore_index, use_ignore):
+    """Over targets [lo, hi): (summed weight of the counted ones, position of the first
+    one out of range or -1; counting stops there)."""
     acc = 0.0
-    bad = -1
-    for i in range(b * TARGET_BLOCK, min((b + 1) * TARGET_BLOCK, t.shape[0])):
+    for i in range(lo, hi):
         ti = t[i]
         if use_ignore and ti == ignore_index:
             continue
         if ti < 0 or ti >= n_classes:
-            bad = i
-            break
+            return acc, i
         acc += 1.0 if w.shape[0] == 0 else np.float64(w[ti])
-    wsums[b] = acc
-    bads[b] = bad
+    return acc, -1
+
+
+@njit(cache=True, error_model="numpy")
+def _count_block(b, t, w, lo, hi, c, ignore_index, counts, bads):
+    """A forward block's share of the target count (the kernel reports its targets: see
+    fastloss._engine); counts has length 0 when not asked (the _vg kernels)."""
+    if counts.shape[0] != 0:
+        counts[b], bads[b] = _count_targets(t, w, lo, hi, c, ignore_index, True)
+
+
+@njit(cache=True, error_model="numpy")
+def _block_sums(n_blocks, count):
+    """Per-block partial sums of the loss and, when counting targets, of their weight and
+    each block's first bad position."""
+    m = n_blocks if count else 0
+    return np.empty(n_blocks), np.empty(m), np.empty(m, np.int64)
+
+
+@njit(cache=True, error_model="numpy")
+def _block_totals(partial, counts, bads):
+    """(loss sum, weight sum, first bad position or -1), every sum in block order."""
+    for b in range(bads.shape[0]):
+        if bads[b] >= 0:
+            return sum_partials(partial), 0.0, bads[b]
+    return sum_partials(partial), sum_partials(counts), -1
+
+
+def _report(result, stats):
+    total, wsum, bad = result
+    if stats is not None:
+        stats[0] = wsum
+        stats[1] = bad
+    return total
+
+
+def _no_rows(t, w, c, ignore_index, loss_out, stats):
+    """No items, or no classes (then every counted target is out of range: NaN items)."""
+    if stats is not None:
+        stats[:] = class_targets(t, w, c, ignore_index, True)
+    loss_out[...] = 0
+    if c == 0 and loss_out.shape[0]:
+        loss_out[t != ignore_index] = np.nan
+    return 0.0 if stats is None or stats[1] < 0 else math.nan
+
+
+@njit(cache=True, error_model="numpy")
+def _targets_block(b, t, w, n_classes, ignore_index, use_ignore, wsums, bads):
+    lo = b * TARGET_BLOCK
+    wsums[b], bads[b] = _count_targets(t, w, lo, min(lo + TARGET_BLOCK, t.shape[0]), n_classes,
+                                       ignore_index, use_ignore)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -540,23 +604,24 @@ def class_targets(t, w, n_classes, ignore_index, use_ignore):
     return float(wsum), int(bad)
 
 
-def nll_fwd(x, t, w, ignore_index, loss_out):
+def nll_fwd(x, t, w, ignore_index, loss_out, target_stats):
     e = _EMPTY[x.dtype]
-    return _nll_run(x, t, w, ignore_index, 1.0, e, loss_out, e, False)
+    return _nll_run(x, t, w, ignore_index, 1.0, e, loss_out, e, False, target_stats)
 
 
 def nll_vg(x, t, w, ignore_index, gscale, gvec, loss_out, gx):
-    return _nll_run(x, t, w, ignore_index, gscale, gvec, loss_out, gx, True)
+    return _nll_run(x, t, w, ignore_index, gscale, gvec, loss_out, gx, True, None)
 
 
-def ce_class_fwd(x, t, w, ignore_index, label_smoothing, loss_out):
+def ce_class_fwd(x, t, w, ignore_index, label_smoothing, loss_out, target_stats):
     e = _EMPTY[x.dtype]
-    return _ce_class_run(x, t, w, ignore_index, label_smoothing, 1.0, e, loss_out, e, False)
+    return _ce_class_run(x, t, w, ignore_index, label_smoothing, 1.0, e, loss_out, e, False,
+                         target_stats)
 
 
 def ce_class_vg(x, t, w, ignore_index, label_smoothing, gscale, gvec, loss_out, gx):
     return _ce_class_run(x, t, w, ignore_index, label_smoothing, gscale, gvec, loss_out, gx,
-                         True)
+                         True, None)
 
 
 def ce_prob_fwd(x, p, w, label_smoothing, loss_out):

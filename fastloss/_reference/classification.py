@@ -27,51 +27,66 @@ def _log_softmax(x):
         return z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
 
 
-def _picked(t, ignore_index, n, d):
+def _picked(t, ignore_index, n, d, c):
+    """Targets as (n, d) indices safe to gather with (0 where they do not count), which
+    count, and which are out of range (their items are NaN, see target_stats)."""
     t = t.reshape(n, d)
     counted = t != ignore_index
-    return np.where(counted, t, 0), counted
+    bad = counted & ((t < 0) | (t >= c))
+    return np.where(counted & ~bad, t, 0), counted, bad
+
+
+def _report(t, w, c, ignore_index, target_stats):
+    """Fill a forward kernel's target_stats: (summed weight of the counted targets, first
+    bad flat position or -1); see fastloss._engine."""
+    target_stats[:] = class_targets(t, w, c, ignore_index, True)
 
 
 def _class_weights(w, c):
     return f64(w) if w.size else np.ones(c)
 
 
-def nll_fwd(x, t, w, ignore_index, loss_out):
+def _nll(x, t, w, ignore_index):
     n, c, d = x.shape
-    tt, counted = _picked(t, ignore_index, n, d)
+    tt, counted, bad = _picked(t, ignore_index, n, d, c)
     wt = _class_weights(w, c)[tt] if c else np.zeros(tt.shape)
     xt = np.take_along_axis(f64(x), tt[:, None, :], axis=1)[:, 0, :] if c else np.zeros(tt.shape)
-    return store(np.where(counted, -wt * xt, 0.0), loss_out)
+    return np.where(bad, np.nan, np.where(counted, -wt * xt, 0.0))
+
+
+def nll_fwd(x, t, w, ignore_index, loss_out, target_stats):
+    _report(t, w, x.shape[1], ignore_index, target_stats)
+    return store(_nll(x, t, w, ignore_index), loss_out)
 
 
 def nll_vg(x, t, w, ignore_index, gscale, gvec, loss_out, gx):
     n, c, d = x.shape
-    tt, counted = _picked(t, ignore_index, n, d)
+    tt, counted, _ = _picked(t, ignore_index, n, d, c)
     gx[...] = 0
     if c:
         wt = _class_weights(w, c)[tt]
         g = np.where(counted, -wt * (coef(gscale, gvec) * np.ones(n * d)).reshape(n, d), 0.0)
         np.put_along_axis(gx, tt[:, None, :], g[:, None, :].astype(gx.dtype), axis=1)
-    return nll_fwd(x, t, w, ignore_index, loss_out)
+    return store(_nll(x, t, w, ignore_index), loss_out)
 
 
 def _ce_class(x, t, w, ignore_index, eps):
     n, c, d = x.shape
     logp = _log_softmax(x)
-    tt, counted = _picked(t, ignore_index, n, d)
+    tt, counted, bad = _picked(t, ignore_index, n, d, c)
     wc = _class_weights(w, c)
     if c == 0:
-        return logp, tt, counted, wc, np.zeros((n, d))
+        return logp, tt, counted, wc, np.where(bad, np.nan, 0.0)
     picked = np.take_along_axis(logp, tt[:, None, :], axis=1)[:, 0, :]
     loss = -wc[tt] * picked
     if eps > 0:
         smooth = -np.sum(logp * wc[None, :, None], axis=1)
         loss = (1.0 - eps) * loss + (eps / c) * smooth
-    return logp, tt, counted, wc, np.where(counted, loss, 0.0)
+    return logp, tt, counted, wc, np.where(bad, np.nan, np.where(counted, loss, 0.0))
 
 
-def ce_class_fwd(x, t, w, ignore_index, label_smoothing, loss_out):
+def ce_class_fwd(x, t, w, ignore_index, label_smoothing, loss_out, target_stats):
+    _report(t, w, x.shape[1], ignore_index, target_stats)
     return store(_ce_class(x, t, w, ignore_index, label_smoothing)[-1], loss_out)
 
 

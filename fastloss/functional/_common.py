@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .._engine import Prepared
+from .._engine import ClassTargets, Prepared
 from .._reduction import check_reduction
 from .._validate import broadcast_shape, contiguous, float_array, result_dtype
 

@@ -5,13 +5,16 @@ import math
 from .._registry import loss
 from .._validate import (class_weight, contiguous, float_array, index_array, integer, real,
                          result_dtype, to_numpy)
-from ._common import Prepared, check_reduction
+from ._common import ClassTargets, Prepared, check_reduction
 
 
 def class_layout(x, name="input"):
     """View input of shape (C,), (N, C) or (N, C, d1, ..., dk) as (N, C, D) and give the
     shape of the per-item result: (), (N,) or (N, d1, ..., dk). No copy of the class axis:
     kernels stride over D."""
+    if x.ndim == 2:
+        n, c = x.shape
+        return (n, c, 1), (n,)
     if x.ndim == 0:
         raise ValueError(f"{name}: expected shape (C,), (N, C) or (N, C, d1, ..., dk), "
                          "got a 0-d array")
@@ -27,7 +30,7 @@ def class_index_target(target, item_shape, input_shape):
     if t.shape != item_shape and not (item_shape == () and t.shape == (1,)):
         raise ValueError(f"target: expected class indices of shape {item_shape} for input of "
                          f"shape {input_shape}, got {t.shape}")
-    return contiguous(t).reshape(-1)
+    return contiguous(t).reshape(-1) if t.ndim != 1 else contiguous(t)
 
 
 def _class_prepare(kernel, input, target, weight, ignore_index, reduction, params):
@@ -39,7 +42,7 @@ def _class_prepare(kernel, input, target, weight, ignore_index, reduction, param
     xc = contiguous(x).reshape(layout)
     return Prepared(kernel, (xc, t, w), (ignore_index, *params), x.dtype, item_shape,
                     reduction, None, ((0, x.shape, x.shape),),
-                    targets=("target", t, w, layout[1], ignore_index))
+                    ClassTargets("target", t, w, layout[1], ignore_index, True))
 
 
 @loss("NLLLoss", kernels=("nll",))

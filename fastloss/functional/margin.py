@@ -7,7 +7,7 @@ import numpy as np
 from .._registry import loss
 from .._validate import (broadcast_shape, class_weight, contiguous, float_array, index_array,
                          real, result_dtype, to_numpy)
-from ._common import Prepared, _broadcasts_to, check_reduction, pointwise
+from ._common import ClassTargets, Prepared, _broadcasts_to, check_reduction, pointwise
 
 
 def class_rows(x, name="input"):
@@ -193,7 +193,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction=
     w = class_weight(weight, c, x.dtype)
     return Prepared("multi_margin", (contiguous(x).reshape(n, c), t, w), (int(p), margin),
                     x.dtype, item_shape, reduction, float(n), ((0, x.shape, x.shape),),
-                    targets=("target", t, w, c, None))
+                    targets=ClassTargets("target", t, w, c, None))
 
 
 @loss("MultiLabelMarginLoss", kernels=("multilabel_margin",))
@@ -242,7 +242,7 @@ def multilabel_margin_loss(input, target, *, reduction="mean"):
     # ignored index says exactly that (it cannot raise; the engine raises for it).
     return Prepared("multilabel_margin", (contiguous(x).reshape(n, c), t), (), x.dtype,
                     item_shape, reduction, float(n), ((0, x.shape, x.shape),),
-                    targets=("target", t, np.empty(0, x.dtype), c, -1))
+                    targets=ClassTargets("target", t, np.empty(0, x.dtype), c, -1))
 
 
 @loss("MultiLabelSoftMarginLoss", kernels=("multilabel_soft_margin",))
