@@ -39,6 +39,7 @@ BLOCK_ELEMS = 65536  # about this many elements per reduction block (rows of a b
                      # wide rows get small blocks so that two threads stay balanced)
 SMALL_ROWS = 1024    # items per reduction block on the small-C path (a multiple of TILE)
 TARGET_BLOCK = 65536  # targets per block in class_targets
+NLL_AHEAD = 16       # nll forward: prefetch the picked element this many rows ahead
 
 
 @njit(cache=True, error_model="numpy")
@@ -350,7 +351,7 @@ def _ce_class_run(x, t, w, ignore_index, eps, gscale, gvec, loss_out, gx, want_g
         return _no_rows(t, w, c, ignore_index, loss_out, stats)
     wsum = float(np.sum(w, dtype=np.float64)) if (w.shape[0] and eps > 0.0) else float(c)
     xf = x.reshape(-1)
-    gf = gx.reshape(-1)
+    gf = gx.reshape(-1) if want_grad else gx   # (the forward's gx: an empty 1-d array)
     count = stats is not None
     if d == 1 and c <= SMALL_C:
         result = call(_ce_small_par, _ce_small_ser, x.size, xf, t, w, n_items, c,
@@ -376,6 +377,12 @@ def _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_o
         ti = t[i]
         if want_grad:
             _zero_row(gx[a:a + (c - 1) * d + 1:d])
+        elif d == 1 and i + NLL_AHEAD < hi:
+            # one element per row, rows apart: fetch the one NLL_AHEAD rows on now, so that
+            # many misses are in flight instead of one
+            ta = t[i + NLL_AHEAD]
+            if ta >= 0 and ta < c:
+                prefetch(x, (i + NLL_AHEAD) * c + ta)
         li = 0.0
         if ti != ignore_index and (ti < 0 or ti >= c):
             li = np.nan   # a bad target: reported, never read
@@ -543,8 +550,7 @@ def _block_totals(partial, counts, bads):
 def _report(result, stats):
     total, wsum, bad = result
     if stats is not None:
-        stats[0] = wsum
-        stats[1] = bad
+        stats[:] = wsum, bad
     return total
 
 
