@@ -109,9 +109,12 @@ def forward(prep, backend=None):
     return reduce_total(total, reduction, denom, prep.dtype)
 
 
-def value_and_grad(prep, which, grad_output=None, out=None, backend=None):
+def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_dtypes=None):
     """Loss value and the gradients of the differentiable arguments numbered `which`
-    (positions in prep.wrt). `out` is None or one array per entry of `which`."""
+    (positions in prep.wrt). `out` is None or one array per entry of `which`.
+    `grad_dtypes` (one per entry of `which`, default prep.dtype) is the dtype each gradient
+    is returned in: an input's own, as torch's autograd does when float32 and float64
+    inputs are mixed (the kernel computes in the promoted prep.dtype)."""
     if prep.targets is not None:
         prep = prep._replace(denom=check_targets(prep, backend))
     dtype = prep.dtype
@@ -136,14 +139,16 @@ def value_and_grad(prep, which, grad_output=None, out=None, backend=None):
         gvec = _EMPTY[dtype]
 
     outs = [None] * len(prep.wrt)
-    for k, user_out in zip(which, out if out is not None else [None] * len(which)):
-        outs[k] = user_out
+    out_dtypes = [dtype] * len(prep.wrt)
+    for k, user_out, gdt in zip(which, out if out is not None else [None] * len(which),
+                                grad_dtypes or [dtype] * len(which)):
+        outs[k], out_dtypes[k] = user_out, gdt
     grad_bufs = []
-    for (index, shape, *_), user_out in zip(prep.wrt, outs):
+    for (index, shape, *_), user_out, gdt in zip(prep.wrt, outs, out_dtypes):
         canonical = prep.arrays[index]
         if user_out is not None:
-            _check_out(user_out, shape, dtype)
-        if (user_out is not None and user_out.flags.c_contiguous
+            _check_out(user_out, shape, gdt)
+        if (user_out is not None and gdt == dtype and user_out.flags.c_contiguous
                 and canonical.size == user_out.size
                 and not any(np.may_share_memory(user_out, a) for a in prep.arrays)):
             grad_bufs.append(user_out.reshape(canonical.shape))   # a view: written in place
@@ -166,6 +171,8 @@ def value_and_grad(prep, which, grad_output=None, out=None, backend=None):
             if not np.may_share_memory(grad, user_out):
                 np.copyto(user_out, grad)
             grad = user_out
+        elif out_dtypes[k] != dtype:
+            grad = grad.astype(out_dtypes[k])
         grads.append(grad)
     return value, grads
 

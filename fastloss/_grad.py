@@ -1,7 +1,11 @@
 """Fused value-and-gradient: the training entry point, and the contract a torch autograd
 bridge builds on."""
+import numpy as np
+
 from . import _engine
 from ._registry import spec_of
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 def value_and_grad(loss_fn, argnums=0):
@@ -46,9 +50,28 @@ def value_and_grad(loss_fn, argnums=0):
         outs = None if out is None else ((out,) if single else tuple(out))
         if outs is not None and len(outs) != len(positions):
             raise ValueError(f"out: expected {len(positions)} arrays, got {len(outs)}")
-        value, grads = _engine.value_and_grad(prep, positions, grad_output, outs, backend)
+        value, grads = _engine.value_and_grad(prep, positions, grad_output, outs, backend,
+                                              _input_dtypes(spec, positions, args, kwargs,
+                                                            prep.dtype))
         return value, (grads[0] if single else tuple(grads))
 
     loss_and_grad.__name__ = f"value_and_grad_{spec.name}"
     loss_and_grad.__doc__ = f"Value and gradient of fastloss.{spec.name}; see value_and_grad."
     return loss_and_grad
+
+
+def _input_dtypes(spec, positions, args, kwargs, computed):
+    """The dtype each requested gradient is returned in: the input's own when it is a
+    float32 or float64 array (or tensor) and the loss was computed in the other one (mixed
+    inputs promote, and torch's autograd returns each gradient in its input's dtype);
+    else `computed`. None when no input differs (the common case)."""
+    names = spec.parameters
+    dtypes = []
+    for p in positions:
+        i = names.index(spec.differentiable[p])
+        value = args[i] if i < len(args) else kwargs.get(names[i])
+        dt = getattr(value, "dtype", None)
+        if dt is not None and not isinstance(dt, np.dtype):   # a torch tensor's dtype
+            dt = {"torch.float32": _F32, "torch.float64": _F64}.get(str(dt))
+        dtypes.append(dt if dt in (_F32, _F64) else computed)
+    return None if all(dt == computed for dt in dtypes) else dtypes

@@ -75,7 +75,7 @@ def run_torch(name, args, kwargs, reduction, grad=True):
 def tolerance(dtype, case=None):
     if np.dtype(dtype) == np.float32:
         return case.rtol32 if case is not None else 2e-5
-    return 1e-9
+    return case.rtol64 if case is not None else 1e-9
 
 
 def assert_close(actual, expected, rtol, what=""):

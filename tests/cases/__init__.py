@@ -20,10 +20,26 @@ class Case:
     grad: bool = True          # compare gradients too
     fd: bool = True            # include in the finite-difference check (smooth at the point)
     rtol32: float = 2e-5       # float32 tolerance against torch
+    rtol64: float = 1e-9       # float64 tolerance against torch
 
     def build(self, dtype):
         rng = np.random.default_rng(zlib.crc32(f"{self.loss}/{self.id}".encode()))
         return self.make(np.dtype(dtype), rng)
+
+
+def other_dtype(dtype):
+    """float64 for float32 and float32 for float64: for cases that mix them."""
+    return np.dtype(np.float64 if np.dtype(dtype) == np.float32 else np.float32)
+
+
+def mixed(make, which):
+    """`make` with the array arguments at positions `which` cast to the other float dtype:
+    the result promotes to float64 and each gradient comes back in its input's dtype."""
+    def m(dtype, rng):
+        args, kwargs = make(dtype, rng)
+        return tuple(a.astype(other_dtype(dtype)) if i in which else a
+                     for i, a in enumerate(args)), kwargs
+    return m
 
 
 def rows(loss, table, **common):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from . import rows
+from . import mixed, rows
 
 
 def pair(shape_x, shape_t=None, scale=1.0):
@@ -43,7 +43,8 @@ COMMON = {
 CASES = (
     rows("l1_loss", {**COMMON, "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4)))},
          ) +
-    rows("mse_loss", {**COMMON, "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4)))}) +
+    rows("mse_loss", {**COMMON, "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4))),
+                      "mixed_dtypes": mixed(pair((3, 4)), which=(1,))}) +
     rows("smooth_l1_loss", {**COMMON,
                             "beta_half": with_kw(pair((5, 4)), beta=0.5),
                             "beta_zero": with_kw(pair((5, 4)), beta=0.0),
