@@ -386,12 +386,17 @@ FL_INLINE v8sf sumexpneg_f32(const float *x, int64_t nv, v8sf m, const float *ne
         return s;
     }
 #endif
-    for (; i < nv; i++) {
-        if (!(i & 1))
-            __builtin_prefetch(next + 8 * i);
+    v8sf s1 = {};
+    for (; i + 2 <= nv; i += 2) {
+        __builtin_prefetch(next + 8 * i);
+        s += expneg_f32(ld_f32(x + 8 * i) - m);
+        s1 += expneg_f32(ld_f32(x + 8 * i + 8) - m);
+    }
+    if (i < nv) {
+        __builtin_prefetch(next + 8 * i);
         s += expneg_f32(ld_f32(x + 8 * i) - m);
     }
-    return s;
+    return s + s1;
 }
 
 /* The same for double: two sums, one prefetch per two vectors. */
