@@ -14,6 +14,7 @@
 #undef VABS
 #undef VEXP
 #undef VEXPNEG
+#undef SUMEXPNEG
 #undef VLOG
 #undef VLOG1P_UNIT
 #undef HSUM
@@ -42,6 +43,7 @@
 #define VABS abs_f32
 #define VEXP exp_f32
 #define VEXPNEG expneg_f32
+#define SUMEXPNEG sumexpneg_f32
 #define VLOG log_f32
 #define VLOG1P_UNIT log1p_unit_f32
 #define HSUM(v) ((double)hsum_f32(v))
@@ -65,6 +67,7 @@
 #define VABS abs_f64
 #define VEXP exp_f64
 #define VEXPNEG expneg_f64
+#define SUMEXPNEG sumexpneg_f64
 #define VLOG log_f64
 #define VLOG1P_UNIT log1p_unit_f64
 #define HSUM(v) hsum_f64(v)
