@@ -70,9 +70,10 @@ def _nanmax_contig(typingctx, xr):
         acc = builder.load(accs[0])
         for k in range(1, ACC):
             acc = _vmax_select(builder, builder.load(accs[k]), acc)
-        m = builder.extract_element(acc, ir.Constant(ir.IntType(32), 0))
+        i32 = ir.IntType(32)
+        m = builder.extract_element(acc, ir.Constant(i32, 0))
         for lane in range(1, w):
-            m = _vmax_select(builder, builder.extract_element(acc, ir.Constant(ir.IntType(32), lane)), m)
+            m = _vmax_select(builder, builder.extract_element(acc, ir.Constant(i32, lane)), m)
         res = cgutils.alloca_once_value(builder, m)
         # scalar tail (fewer than w elements)
         with cgutils.for_range(builder, builder.sub(n, done)) as loop:
