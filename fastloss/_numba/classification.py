@@ -104,7 +104,7 @@ def _ce_row_lse(xr, c, xn):
 
     xn (the next row) is not prefetched: rows are read in address order, which the
     hardware prefetcher follows; a burst of software prefetches between the max and the
-    sum made the forward pass 15-20% slower (2-core Zen 4, 1000 and 32000 classes)."""
+    sum made the forward pass 10-20% slower (2-core Zen 4, 1000 and 32000 classes)."""
     if c <= WIDE_BLOCK:
         m = _ce_row_max(xr)
         return m, _ce_row_sumexp(xr, m)
