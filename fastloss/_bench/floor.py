@@ -25,9 +25,12 @@ if numba is not None:
         for b in numba.prange(nb):
             lo = b * BLOCK
             hi = min(lo + BLOCK, n)
-            s = a[lo] - a[lo]
-            for i in range(lo, hi):
-                s += a[i]
+            # the block as a slice indexed from 0: indexing a[i] for i in range(lo, hi)
+            # makes Numba add a negative-index fix-up that keeps the loop scalar
+            blk = a[lo:hi]
+            s = blk[0] - blk[0]
+            for i in range(blk.shape[0]):
+                s += blk[i]
             parts[b] = s
         return parts.sum()
 
@@ -38,8 +41,9 @@ if numba is not None:
         for b in numba.prange(nb):
             lo = b * BLOCK
             hi = min(lo + BLOCK, n)
-            for i in range(lo, hi):
-                dst[i] = src[i]
+            s, d = src[lo:hi], dst[lo:hi]
+            for i in range(s.shape[0]):
+                d[i] = s[i]
 
 
 def setup(threads):
