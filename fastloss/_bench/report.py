@@ -30,6 +30,10 @@ def machine():
         m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
         if m:
             info["cpu"] = m.group(1).strip()
+        fam = re.search(r"^cpu family\s*:\s*(\d+)$", text, re.M)
+        mod = re.search(r"^model\s*:\s*(\d+)$", text, re.M)
+        if fam and mod:   # a bare "AMD EPYC" says nothing of the generation (Zen 3 or 4...)
+            info["cpu"] += f" (family {fam.group(1)}, model {mod.group(1)})"
         m = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
         flags = set(m.group(1).split()) if m else set()
         info["flags"] = {f: f in flags for f in ("sse4_2", "avx", "avx2", "fma", "avx512f",
