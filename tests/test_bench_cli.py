@@ -245,6 +245,15 @@ def _job(impl, **kw):
 
 
 def test_forced_backend_that_falls_through_is_flagged():
+    # The call the forced backend cannot run is flagged without being run on the next
+    # backend (in the C worker that would compile Numba kernels for a row never timed).
+    ran = []
+
+    def recorder(*args):
+        ran.append(args)
+        return 0.0
+    _dispatch.register_backend(_dispatch.Backend(
+        "recording_test_backend", kernels={"mse_fwd": recorder, "mse_vg": recorder}))
     _dispatch.register_backend(_dispatch.Backend("empty_test_backend", kernels={}),
                                first=False)
     try:
@@ -252,9 +261,20 @@ def test_forced_backend_that_falls_through_is_flagged():
         worker.run_job(_job("empty_test_backend"), rows.append)
     finally:
         _dispatch.unregister_backend("empty_test_backend")
+        _dispatch.unregister_backend("recording_test_backend")
     assert [r["status"] for r in rows] == ["fallback", "fallback"]
-    assert "no empty_test_backend kernel for this call: ran on " in rows[0]["note"]
+    assert rows[0]["note"] == ("no empty_test_backend kernel for this call (mse_fwd): "
+                               "falls through to recording_test_backend (not run)")
+    assert rows[1]["falls_to"] == "recording_test_backend"
+    assert ran == []
     assert "FALLBACK" in report.terminal_table(rows)
+
+
+def test_forced_backend_that_runs_is_not_flagged():
+    rows = []
+    worker.run_job(_job("numpy"), rows.append)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["ran_on"] == ["numpy"]
 
 
 def test_check_on_leading_rows_when_large():

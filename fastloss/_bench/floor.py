@@ -22,7 +22,7 @@ if numba is not None:
         n = a.size
         nb = (n + BLOCK - 1) // BLOCK
         parts = np.zeros(nb, np.float64)
-        for b in numba.prange(nb):
+        for b in numba.prange(0, nb):
             lo = b * BLOCK
             hi = min(lo + BLOCK, n)
             # the block as a slice indexed from 0: indexing a[i] for i in range(lo, hi)
@@ -38,7 +38,7 @@ if numba is not None:
     def _bench_floor_copy(src, dst):
         n = src.size
         nb = (n + BLOCK - 1) // BLOCK
-        for b in numba.prange(nb):
+        for b in numba.prange(0, nb):
             lo = b * BLOCK
             hi = min(lo + BLOCK, n)
             s, d = src[lo:hi], dst[lo:hi]

@@ -41,6 +41,8 @@ class Impl:
     label = ""        # what the table calls it
     group = "peer"    # "fastloss", "peer" or "floor"
     module = None     # the package that must be importable
+    whole_check_limit = 0   # check the whole case up to this many elements per input,
+                            # whatever --check-limit says (for per-shape compilers)
 
     def installed(self):
         """None when usable, else why not (shown as "skipped")."""
@@ -139,6 +141,10 @@ class TorchImpl(Impl):
 
 class JaxImpl(Impl):
     key = label = module = "jax"
+    # jax.jit compiles once per shape: a check on the leading rows of a case would compile
+    # each loss again (about half of a --quick JAX worker), so cases up to this many
+    # elements per input (the default --check-limit) are checked whole instead.
+    whole_check_limit = 1 << 22
 
     def applies(self, loss, mode):
         return loss in naive.FORWARD

@@ -138,7 +138,14 @@ def run_plan(plan, progress=None):
                        "budget_s": plan.budget_s, "check_limit": plan.check_limit,
                        "plugins": [p if not p.endswith(".py") else os.path.abspath(p)
                                    for p in plan.plugins], "debug": plan.debug}
+                t0, cpu0 = time.perf_counter(), _children_cpu_s()
                 got = run_worker(job, plan.timeout_s, progress)
+                # the whole worker process, start-up included: wall and CPU seconds (on a
+                # busy machine the wall time is inflated, the CPU time much less)
+                worker_s = round(time.perf_counter() - t0, 3)
+                worker_cpu_s = round(_children_cpu_s() - cpu0, 3)
+                for r in got:
+                    r.update(worker_s=worker_s, worker_cpu_s=worker_cpu_s)
                 seen = {(r["loss"], r["size"], r["mode"]) for r in got}
                 results.extend(got)
                 for case in cases:           # what a dead worker did not report
@@ -148,6 +155,16 @@ def run_plan(plan, progress=None):
                                                 status="error", note=got_error(got)))
     progress.close()
     return results
+
+
+def _children_cpu_s():
+    """User + system CPU seconds of the waited-for child processes so far."""
+    try:
+        import resource
+    except ImportError:      # not on Windows
+        return 0.0
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def got_error(got):

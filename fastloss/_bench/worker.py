@@ -154,19 +154,52 @@ def time_calls(call, repeat, warmup, budget_s, per_call):
     return float(np.median(times)), min(times), times, number, repeat, result
 
 
+class FellThrough(Exception):
+    """The forced backend has no kernel for this call (or its kernel raised
+    `Unsupported`): the call would run on `to` instead, and is stopped before it does."""
+
+    def __init__(self, kernel, to):
+        super().__init__(kernel, to)
+        self.kernel = kernel
+        self.to = to
+
+
 class DispatchSpy:
     """Records which backend ran each kernel during one call, to tell a forced backend
-    that really ran from one that fell through to another."""
+    that really ran from one that fell through to another.
 
-    def __init__(self):
+    With `forced` (a backend's name), a kernel call that the forced backend cannot run is
+    not passed on to the next backend: the spy raises FellThrough instead. Such a call is
+    flagged and never timed, so running it would only cost time — for the C backend's
+    gaps, compiling Numba kernels (seconds each on a cold cache) inside the C worker.
+    `class_targets` (the range check of class indices) may run on any backend."""
+
+    def __init__(self, forced=None):
         from .. import _dispatch
         self.module = _dispatch
+        self.forced = forced
         self.ran = []
 
     def __enter__(self):
         self.original = original = self.module.call
+        dispatch, forced = self.module, self.forced
 
         def spy(kernel_name, args, backend=None):
+            if (forced is not None and kernel_name != "class_targets"
+                    and dispatch.current_choice(backend) == forced):
+                k = dispatch._BACKENDS[forced].kernel(kernel_name)
+                if k is not None:
+                    try:
+                        result = k(*args)
+                    except dispatch.Unsupported:
+                        pass
+                    else:
+                        self.ran.append((kernel_name, forced))
+                        return result, forced
+                order = dispatch._order(kernel_name, forced)
+                to = next((name for name in order[1:]
+                           if dispatch._BACKENDS[name].kernel(kernel_name) is not None), None)
+                raise FellThrough(kernel_name, to)
             result, name = original(kernel_name, args, backend)
             self.ran.append((kernel_name, name))
             return result, name
@@ -192,15 +225,24 @@ def run_case(job, case, mode, impl, args, kwargs, memory):
         bound = impl.build(case["loss"], mode, args, kwargs)
     except impls.NotApplicable as exc:
         return {**res, "status": "n/a", "note": str(exc)}
-    spy = DispatchSpy() if impl.group == "fastloss" else None
+    spy = None
+    if impl.group == "fastloss":
+        from .. import _dispatch
+        spy = DispatchSpy(None if impl.key == _dispatch.AUTO else impl.key)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # the first call in this process for this loss: lazy imports and compilation
             t0 = time.perf_counter()
             if spy is not None:
-                with spy:
-                    bound.call()
+                try:
+                    with spy:
+                        bound.call()
+                except FellThrough as ft:
+                    to = f"falls through to {ft.to}" if ft.to else "no backend has it"
+                    return {**res, "status": "fallback", "falls_to": ft.to,
+                            "note": f"no {impl.key} kernel for this call ({ft.kernel}): "
+                                    f"{to} (not run)"}
             else:
                 bound.call()
             first = time.perf_counter() - t0
@@ -220,7 +262,9 @@ def run_case(job, case, mode, impl, args, kwargs, memory):
                        times_ms=[t * 1e3 for t in times], number=number, repeat=repeat,
                        peak_mb=peak)
             if impl.group != "floor":
+                t0 = time.perf_counter()
                 res["check"] = check_result(job, case, mode, impl, bound, result, args, kwargs)
+                res["check_ms"] = (time.perf_counter() - t0) * 1e3
                 if res["check"]["status"] != "ok":
                     res["status"] = res["check"]["status"]
     except Exception as exc:     # one broken implementation must not stop the benchmark
@@ -233,8 +277,10 @@ def run_case(job, case, mode, impl, args, kwargs, memory):
 
 def check_result(job, case, mode, impl, bound, result, args, kwargs):
     """Compare with the NumPy reference on the full case when every input has at most
-    `check_limit` elements, else on as many leading rows as fit in that limit."""
-    limit = job["check_limit"]
+    `check_limit` elements, else on as many leading rows as fit in that limit. An
+    implementation that compiles per shape (JAX) is checked on the whole case up to its
+    own `whole_check_limit`: on leading rows it would compile every loss a second time."""
+    limit = max(job["check_limit"], getattr(impl, "whole_check_limit", 0))
     big = max(a.size for a in args if isinstance(a, np.ndarray))
     if big <= limit:
         value, grad = bound.fetch(result)
@@ -280,10 +326,17 @@ def run_job(job, emit):
     memory = PeakMemory()
     for case in job["cases"]:
         gen = data.generator_for(case["loss"])
+        t0 = time.perf_counter()
         args, kwargs = gen.build(tuple(case["shape"]), job["dtype"])
+        data_ms = (time.perf_counter() - t0) * 1e3
         for mode in case["modes"]:
+            t0 = time.perf_counter()
             res = run_case(job, case, mode, impl, args, kwargs, memory)
-            res.update(load_ms=load_ms, impl_version=version, memory_method=memory.method)
+            # where a worker's time goes: the case's data (once per case), everything
+            # run_case did (first call, timing, check)
+            res.update(load_ms=load_ms, impl_version=version, memory_method=memory.method,
+                       data_ms=data_ms, case_ms=(time.perf_counter() - t0) * 1e3)
+            data_ms = 0.0
             emit(res)
         del args, kwargs
 

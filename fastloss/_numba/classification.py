@@ -224,7 +224,7 @@ def _ce_class_par(x, t, w, n_items, c, d, ignore_index, eps, wsum, gscale, gvec,
                   gx, want_grad, count):
     rb = _rows_per_block(c)
     partial, counts, bads = _block_sums((n_items + rb - 1) // rb, count)
-    for b in prange(partial.shape[0]):
+    for b in prange(0, partial.shape[0]):
         partial[b] = _ce_class_block(b, rb, x, t, w, n_items, c, d, ignore_index, eps, wsum,
                                      gscale, gvec, loss_out, gx, want_grad, counts, bads)
     return _block_totals(partial, counts, bads)
@@ -335,7 +335,7 @@ def _ce_small_block(b, x, t, w, n_items, c, ignore_index, eps, wsum, gscale, gve
 def _ce_small_par(x, t, w, n_items, c, ignore_index, eps, wsum, gscale, gvec, loss_out, gx,
                   want_grad, count):
     partial, counts, bads = _block_sums((n_items + SMALL_ROWS - 1) // SMALL_ROWS, count)
-    for b in prange(partial.shape[0]):
+    for b in prange(0, partial.shape[0]):
         partial[b] = _ce_small_block(b, x, t, w, n_items, c, ignore_index, eps, wsum, gscale,
                                      gvec, loss_out, gx, want_grad, counts, bads)
     return _block_totals(partial, counts, bads)
@@ -409,7 +409,7 @@ def _nll_par(x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_out, gx, w
              count):
     rb = _rows_per_block(c)
     partial, counts, bads = _block_sums((n_items + rb - 1) // rb, count)
-    for b in prange(partial.shape[0]):
+    for b in prange(0, partial.shape[0]):
         partial[b] = _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec,
                                 loss_out, gx, want_grad, counts, bads)
     return _block_totals(partial, counts, bads)
@@ -487,7 +487,7 @@ def _ce_prob_block(b, rb, x, p, w, n_items, c, d, eps, gscale, gvec, loss_out, g
 def _ce_prob_par(x, p, w, n_items, c, d, eps, gscale, gvec, loss_out, gx, want_grad):
     rb = _rows_per_block(c)
     partial = np.empty((n_items + rb - 1) // rb)
-    for b in prange(partial.shape[0]):
+    for b in prange(0, partial.shape[0]):
         partial[b] = _ce_prob_block(b, rb, x, p, w, n_items, c, d, eps, gscale, gvec, loss_out,
                                     gx, want_grad)
     return sum_partials(partial)
@@ -584,7 +584,7 @@ def _targets_par(t, w, n_classes, ignore_index, use_ignore):
     nb = (t.shape[0] + TARGET_BLOCK - 1) // TARGET_BLOCK
     wsums = np.empty(nb)
     bads = np.empty(nb, np.int64)
-    for b in prange(nb):
+    for b in prange(0, nb):
         _targets_block(b, t, w, n_classes, ignore_index, use_ignore, wsums, bads)
     for b in range(nb):
         if bads[b] >= 0:

@@ -291,14 +291,18 @@ def _ew_block(b, kind, x, t, v, w, pw, p0, p1, p2, gscale, gvec, loss_out, gx, g
     total = _ew_finish(i0, nb, lb, ws, gscale, gvec, lo, g, want_grad)
     if (kind == GAUSSIAN or kind == MARGIN_RANKING) and want_grad:
         # the second gradient is scaled like gx (neither loss has an element weight)
-        _ew_finish(i0, nb, lb, ws[:0], gscale, gvec, lo[:0], h, True)
+        # want_grad (True here), not a literal True: a literal would compile _ew_finish twice
+        _ew_finish(i0, nb, lb, ws[:0], gscale, gvec, lo[:0], h, want_grad)
     return total
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _ew_par(kind, x, t, v, w, pw, p0, p1, p2, gscale, gvec, loss_out, gx, gv, want_grad):
     partial = np.empty((x.shape[0] + EB - 1) // EB)
-    for b in prange(partial.shape[0]):
+    # prange(0, n), not prange(n): Numba types the index of prange(n) as uint64 in the
+    # parallel loop body but as int64 when typing the function, and so compiled _ew_block
+    # (all twelve losses) twice; with an explicit start both are int64.
+    for b in prange(0, partial.shape[0]):
         partial[b] = _ew_block(b, kind, x, t, v, w, pw, p0, p1, p2, gscale, gvec, loss_out,
                                gx, gv, want_grad)
     return sum_partials(partial)
@@ -343,7 +347,7 @@ def _margin_ranking_fwd_block(b, x1, x2, y, margin, loss_out):
 @njit(cache=True, error_model="numpy", parallel=True)
 def _margin_ranking_fwd_par(x1, x2, y, margin, loss_out):
     partial = np.empty((x1.shape[0] + EB - 1) // EB)
-    for b in prange(partial.shape[0]):
+    for b in prange(0, partial.shape[0]):
         partial[b] = _margin_ranking_fwd_block(b, x1, x2, y, margin, loss_out)
     return sum_partials(partial)
 
@@ -356,19 +360,40 @@ def _margin_ranking_fwd_ser(x1, x2, y, margin, loss_out):
     return sum_partials(partial)
 
 
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-          np.dtype(np.float64): np.empty(0, np.float64)}
+
+def _readonly(a):
+    """`a`, or a read-only view of it. Numba compiles a separate version of a kernel for
+    read-only arrays (np.broadcast_to views: margin_ranking_loss's inputs are read-only,
+    the others' are not), and for _ew_par that is the whole twelve-loss driver again
+    (~10 s cold). Every input is passed read-only, so one version serves every call."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _empty(dtype):
+    e = np.empty(0, dtype)
+    e.flags.writeable = False
+    return e
+
+
+_EMPTY = {np.dtype(np.float32): _empty(np.float32), np.dtype(np.float64): _empty(np.float64)}
+_OUT_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
+              np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 def _run(kind, x, t, v=None, w=None, pw=None, p0=0.0, p1=0.0, p2=0.0, gscale=1.0, gvec=None,
          loss_out=None, gx=None, gv=None, want_grad=False):
-    e = _EMPTY[x.dtype]
+    e = _EMPTY[x.dtype]          # inputs: read-only (see _readonly)
+    o = _OUT_EMPTY[x.dtype]      # outputs: writable
     if x.shape[0] == 0:
         return 0.0
-    return call(_ew_par, _ew_ser, x.shape[0], kind, x, t, e if v is None else v,
-                e if w is None else w, e if pw is None else pw, float(p0), float(p1),
-                float(p2), float(gscale), e if gvec is None else gvec, loss_out,
-                e if gx is None else gx.reshape(-1), e if gv is None else gv.reshape(-1),
+    return call(_ew_par, _ew_ser, x.shape[0], kind, _readonly(x), _readonly(t),
+                e if v is None else _readonly(v), e if w is None else _readonly(w),
+                e if pw is None else _readonly(pw), float(p0), float(p1), float(p2),
+                float(gscale), e if gvec is None else _readonly(gvec), loss_out,
+                o if gx is None else gx.reshape(-1), o if gv is None else gv.reshape(-1),
                 want_grad)
 
 
@@ -475,8 +500,8 @@ def soft_margin_vg(x, t, gscale, gvec, loss_out, gx):
 def margin_ranking_fwd(x1, x2, t, margin, loss_out):
     if x1.shape[0] == 0:
         return 0.0
-    return call(_margin_ranking_fwd_par, _margin_ranking_fwd_ser, x1.shape[0], x1, x2, t,
-                float(margin), loss_out)
+    return call(_margin_ranking_fwd_par, _margin_ranking_fwd_ser, x1.shape[0], _readonly(x1),
+                _readonly(x2), _readonly(t), float(margin), loss_out)
 
 
 def margin_ranking_vg(x1, x2, t, margin, gscale, gvec, loss_out, gx1, gx2):

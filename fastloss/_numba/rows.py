@@ -86,7 +86,7 @@ def _multi_margin_block(b, x, t, w, p, margin, gscale, gvec, loss_out, gx, want_
 @njit(cache=True, error_model="numpy", parallel=True)
 def _multi_margin_par(x, t, w, p, margin, gscale, gvec, loss_out, gx, want_grad):
     partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
-    for b in prange(partial.shape[0]):
+    for b in prange(0, partial.shape[0]):
         partial[b] = _multi_margin_block(b, x, t, w, p, margin, gscale, gvec, loss_out, gx,
                                          want_grad)
     return sum_partials(partial)
@@ -162,7 +162,7 @@ def _multilabel_margin_block(b, x, t, gscale, gvec, loss_out, gx, want_grad):
 @njit(cache=True, error_model="numpy", parallel=True)
 def _multilabel_margin_par(x, t, gscale, gvec, loss_out, gx, want_grad):
     partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
-    for b in prange(partial.shape[0]):
+    for b in prange(0, partial.shape[0]):
         partial[b] = _multilabel_margin_block(b, x, t, gscale, gvec, loss_out, gx, want_grad)
     return sum_partials(partial)
 
@@ -222,7 +222,7 @@ def _mlsm_block(b, x, y, w, gscale, gvec, loss_out, gx, want_grad):
 @njit(cache=True, error_model="numpy", parallel=True)
 def _mlsm_par(x, y, w, gscale, gvec, loss_out, gx, want_grad):
     partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
-    for b in prange(partial.shape[0]):
+    for b in prange(0, partial.shape[0]):
         partial[b] = _mlsm_block(b, x, y, w, gscale, gvec, loss_out, gx, want_grad)
     return sum_partials(partial)
 
@@ -286,7 +286,7 @@ def _cosine_block(b, x1, x2, t, margin, gscale, gvec, loss_out, g1, g2, want_gra
 @njit(cache=True, error_model="numpy", parallel=True)
 def _cosine_par(x1, x2, t, margin, gscale, gvec, loss_out, g1, g2, want_grad):
     partial = np.empty((x1.shape[0] + ROWS - 1) // ROWS)
-    for b in prange(partial.shape[0]):
+    for b in prange(0, partial.shape[0]):
         partial[b] = _cosine_block(b, x1, x2, t, margin, gscale, gvec, loss_out, g1, g2,
                                    want_grad)
     return sum_partials(partial)
@@ -433,7 +433,7 @@ def _triplet_block(b, a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out,
 def _triplet_par(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gp, gn,
                  want_grad):
     partial = np.empty((a.shape[0] + ROWS - 1) // ROWS)
-    for b in prange(partial.shape[0]):
+    for b in prange(0, partial.shape[0]):
         partial[b] = _triplet_block(b, a, pos, neg, margin, p, eps, swap, gscale, gvec,
                                     loss_out, ga, gp, gn, want_grad)
     return sum_partials(partial)
