@@ -310,6 +310,26 @@ def test_concurrent_calls_from_python_threads():
     assert not errors
 
 
+def test_tbb_layer_is_used_when_the_tbb_package_is_installed():
+    """pip's tbb wheel puts libtbb in <prefix>/lib, which the loader does not search in a
+    virtualenv: fastloss loads it from there, else the fork-safe layer is silently lost."""
+    import importlib.metadata
+    import subprocess
+    import sys
+    try:
+        importlib.metadata.version("tbb")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the tbb package is not installed")
+    code = ("import numpy as np, numba, fastloss\n"
+            "x = np.ones((4000, 100), np.float32)\n"
+            "fastloss.cross_entropy(x, np.zeros(4000, np.int64), backend='numba')\n"
+            "print(numba.threading_layer())")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NUMBA_THREADING_LAYER"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.stdout.strip() == "tbb", out.stderr[-2000:]
+
+
 _OMP_FORK_SCRIPT = """
 import multiprocessing as mp, numpy as np, numba, fastloss
 def child(q):

@@ -10,6 +10,7 @@ Every kernel is compiled with ``error_model="numpy"``: a float division by zero 
 inf or NaN as in NumPy and torch, instead of raising (a kernel must never raise).
 """
 import os
+import sys
 import threading
 
 import numba
@@ -83,9 +84,29 @@ def call(par, ser, size, *args):
         return par(*args)
 
 
+def _preload_tbb():
+    """Load pip's libtbb from <prefix>/lib if it is there. The `tbb` wheel installs
+    libtbb.so.12 into the environment's lib directory, which the dynamic loader does not
+    search in a virtualenv (Python's own RPATH points at the base interpreter's lib), so
+    Numba's TBB layer would silently be missing there; once loaded (RTLD_GLOBAL), Numba's
+    own lookup by name finds it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        path = os.path.join(prefix, "lib", "libtbb.so.12")
+        if os.path.exists(path):
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                return
+            except OSError:
+                continue
+
+
 def _available(layer):
     try:
         if layer == "tbb":
+            _preload_tbb()
             # Numba's own check: loads libtbb by name (so that tbbpool then resolves it)
             # and rejects a TBB older than Numba supports.
             from numba.np.ufunc.parallel import _check_tbb_version_compatible
