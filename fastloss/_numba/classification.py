@@ -40,7 +40,8 @@ BLOCK_ELEMS = 65536  # about this many elements per reduction block (rows of a b
                      # wide rows get small blocks so that two threads stay balanced)
 SMALL_ROWS = 1024    # items per reduction block on the small-C path (a multiple of TILE)
 TARGET_BLOCK = 65536  # targets per block in class_targets
-NLL_AHEAD = 16       # nll forward: prefetch the picked element this many rows ahead
+NLL_AHEAD = 64       # nll forward: prefetch the picked element this many rows ahead
+NLL_BLOCK = 16384    # nll forward: items per block
 
 
 @njit(cache=True, error_model="numpy")
@@ -379,7 +380,7 @@ def _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_o
     _count_block(b, t, w, lo, hi, c, ignore_index, counts, bads)
     total = 0.0
     for i in range(lo, hi):
-        n = i // d
+        n = i // d if d != 1 else i   # (a 64-bit division costs more than the rest here)
         a = n * c * d + (i - n * d)
         ti = t[i]
         if want_grad:
@@ -406,8 +407,7 @@ def _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_o
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _nll_par(x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_out, gx, want_grad,
-             count):
-    rb = _rows_per_block(c)
+             count, rb):
     partial, counts, bads = _block_sums((n_items + rb - 1) // rb, count)
     for b in prange(0, partial.shape[0]):
         partial[b] = _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec,
@@ -417,8 +417,7 @@ def _nll_par(x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_out, gx, w
 
 @njit(cache=True, error_model="numpy")
 def _nll_ser(x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_out, gx, want_grad,
-             count):
-    rb = _rows_per_block(c)
+             count, rb):
     partial, counts, bads = _block_sums((n_items + rb - 1) // rb, count)
     for b in range(partial.shape[0]):
         partial[b] = _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec,
@@ -431,9 +430,12 @@ def _nll_run(x, t, w, ignore_index, gscale, gvec, loss_out, gx, want_grad, stats
     n_items = n * d
     if c == 0 or n_items == 0:
         return _no_rows(t, w, c, ignore_index, loss_out, stats)
-    result = call(_nll_par, _nll_ser, x.size, x.ravel(), t, w, n_items, c, d,
+    # The forward reads one element per item: its blocks and its threshold for threads
+    # count items, not the N x C elements the gradient writes.
+    work, rb = (x.size, _rows_per_block(c)) if want_grad else (n_items, NLL_BLOCK)
+    result = call(_nll_par, _nll_ser, work, x.ravel(), t, w, n_items, c, d,
                   ignore_index, float(gscale), gvec, loss_out, gx.ravel(), want_grad,
-                  stats is not None)
+                  stats is not None, rb)
     return _report(result, stats)
 
 
