@@ -379,11 +379,13 @@ def _nll_block(b, rb, x, t, w, n_items, c, d, ignore_index, gscale, gvec, loss_o
     lo, hi = b * rb, min((b + 1) * rb, n_items)
     _count_block(b, t, w, lo, hi, c, ignore_index, counts, bads)
     total = 0.0
+    if want_grad and d == 1:   # the block's rows are one contiguous range of gx
+        _zero_row(gx[lo * c:hi * c])
     for i in range(lo, hi):
         n = i // d if d != 1 else i   # (a 64-bit division costs more than the rest here)
         a = n * c * d + (i - n * d)
         ti = t[i]
-        if want_grad:
+        if want_grad and d != 1:
             _zero_row(gx[a:a + (c - 1) * d + 1:d])
         elif d == 1 and i + NLL_AHEAD < hi:
             # one element per row, rows apart: fetch the one NLL_AHEAD rows on now, so that
