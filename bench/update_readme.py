@@ -16,7 +16,8 @@ from fastloss._bench import report  # noqa: E402
 INTRO = ("Two committed runs on the 2-core development machine, both at 2 threads, float32, "
          "\"mean\" reduction (reproduce with the commands in each footnote; "
          "`bench/README.md` explains every column). The issue targets are summarized in "
-         "`bench/RESULTS.md`.")
+         "`bench/RESULTS.md`; `bench/results/targets_numpy.md` has the headline cases "
+         "again with fastloss's NumPy backend timed too.")
 PARTS = [("Cross-entropy and the headline cases", "targets"), ("Every other loss", "others")]
 
 
