@@ -68,6 +68,14 @@ def prefetch(typingctx, arr, i):
     return types.none(arr, i), codegen
 
 
+def _float_bits(ty):
+    """The bit layout of a Numba float type: (LLVM int type of its width, exponent bias,
+    mantissa bits, LLVM float type). The bits of 1.0 are bias << mantissa bits."""
+    if ty == types.float32:
+        return ir.IntType(32), 127, 23, _F32
+    return ir.IntType(64), 1023, 52, _F64
+
+
 @intrinsic
 def _scale2(typingctx, y, n):
     """y * 2**n for an integral-valued float n with |n| <= 2 * (max exponent): split into
@@ -77,10 +85,7 @@ def _scale2(typingctx, y, n):
 
     def codegen(context, builder, sig, args):
         yv, nv = args
-        if sig.args[0] == types.float32:
-            it, bias, shift, ft = ir.IntType(32), 127, 23, _F32
-        else:
-            it, bias, shift, ft = ir.IntType(64), 1023, 52, _F64
+        it, bias, shift, ft = _float_bits(sig.args[0])
         ni = builder.fptosi(nv, it)
         h = builder.ashr(ni, ir.Constant(it, 1))
         lo = builder.sub(ni, h)
@@ -100,10 +105,7 @@ def _scale1(typingctx, y, n):
 
     def codegen(context, builder, sig, args):
         yv, nv = args
-        if sig.args[0] == types.float32:
-            it, bias, shift, ft = ir.IntType(32), 127, 23, _F32
-        else:
-            it, bias, shift, ft = ir.IntType(64), 1023, 52, _F64
+        it, bias, shift, ft = _float_bits(sig.args[0])
         ni = builder.fptosi(nv, it)
         p = builder.bitcast(builder.shl(builder.add(ni, ir.Constant(it, bias)),
                                         ir.Constant(it, shift)), ft)
@@ -121,10 +123,8 @@ def _scale_rnd(typingctx, y, t):
 
     def codegen(context, builder, sig, args):
         yv, tv = args
-        if sig.args[0] == types.float32:
-            it, one, shift, ft = ir.IntType(32), 0x3F800000, 23, _F32
-        else:
-            it, one, shift, ft = ir.IntType(64), 0x3FF0000000000000, 52, _F64
+        it, bias, shift, ft = _float_bits(sig.args[0])
+        one = bias << shift
         p = builder.bitcast(builder.add(builder.shl(builder.bitcast(tv, it),
                                                     ir.Constant(it, shift)),
                                         ir.Constant(it, one)), ft)
@@ -140,11 +140,8 @@ def _frexp1(typingctx, x):
 
     def codegen(context, builder, sig, args):
         (xv,) = args
-        if sig.args[0] == types.float32:
-            it, bias, shift, ft, mmask, one = ir.IntType(32), 127, 23, _F32, 0x007FFFFF, 0x3F800000
-        else:
-            it, bias, shift, ft = ir.IntType(64), 1023, 52, _F64
-            mmask, one = 0x000FFFFFFFFFFFFF, 0x3FF0000000000000
+        it, bias, shift, ft = _float_bits(sig.args[0])
+        mmask, one = (1 << shift) - 1, bias << shift
         bits = builder.bitcast(xv, it)
         e = builder.sub(builder.lshr(bits, ir.Constant(it, shift)), ir.Constant(it, bias))
         m = builder.bitcast(builder.or_(builder.and_(bits, ir.Constant(it, mmask)),
