@@ -550,12 +550,20 @@ def _block_sums(n_blocks, count):
 
 
 @njit(cache=True, error_model="numpy")
-def _block_totals(partial, counts, bads):
-    """(loss sum, weight sum, first bad position or -1), every sum in block order."""
+def _count_totals(counts, bads):
+    """(weight sum, first bad position or -1) from per-block target counts, in block
+    order (the first block with a bad target has the first bad position)."""
     for b in range(bads.shape[0]):
         if bads[b] >= 0:
-            return sum_partials(partial), 0.0, bads[b]
-    return sum_partials(partial), sum_partials(counts), -1
+            return 0.0, bads[b]
+    return sum_partials(counts), -1
+
+
+@njit(cache=True, error_model="numpy")
+def _block_totals(partial, counts, bads):
+    """(loss sum, weight sum, first bad position or -1), every sum in block order."""
+    wsum, bad = _count_totals(counts, bads)
+    return sum_partials(partial), wsum, bad
 
 
 def _report(result, stats):
@@ -590,10 +598,7 @@ def _targets_par(t, w, n_classes, ignore_index, use_ignore):
     bads = np.empty(nb, np.int64)
     for b in prange(0, nb):
         _targets_block(b, t, w, n_classes, ignore_index, use_ignore, wsums, bads)
-    for b in range(nb):
-        if bads[b] >= 0:
-            return 0.0, bads[b]
-    return sum_partials(wsums), -1
+    return _count_totals(wsums, bads)
 
 
 @njit(cache=True, error_model="numpy")
@@ -603,9 +608,7 @@ def _targets_ser(t, w, n_classes, ignore_index, use_ignore):
     bads = np.empty(nb, np.int64)
     for b in range(nb):
         _targets_block(b, t, w, n_classes, ignore_index, use_ignore, wsums, bads)
-        if bads[b] >= 0:
-            return 0.0, bads[b]
-    return sum_partials(wsums), -1
+    return _count_totals(wsums, bads)
 
 
 # ------------------------------------------------------------------ the contract

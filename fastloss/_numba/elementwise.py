@@ -360,7 +360,6 @@ def _margin_ranking_fwd_ser(x1, x2, y, margin, loss_out):
     return sum_partials(partial)
 
 
-
 def _readonly(a):
     """`a`, or a read-only view of it. Numba compiles a separate version of a kernel for
     read-only arrays (np.broadcast_to views: margin_ranking_loss's inputs are read-only,
