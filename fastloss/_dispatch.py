@@ -118,7 +118,18 @@ def current_choice(backend=None):
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Run the block with `name` ("auto", "numba", "c", "numpy") as the default backend."""
+    """Run the block with `name` ("auto", "numba", "c", "numpy") as the default backend.
+
+    A ``backend=`` given to a call inside the block still wins; blocks nest (the innermost
+    one counts) and are local to the thread or asyncio task that enters them.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> with fastloss.use_backend("numpy"):
+    ...     float(fastloss.mse_loss(np.array([1.0, 2.0]), np.zeros(2)))
+    2.5
+    """
     _check_name(name)
     token = _current.set(name)
     try:
@@ -205,7 +216,19 @@ def _find(kernel_name, choice, start):
 
 
 def show_backends(file=None):
-    """Print which backends loaded, what each provides, and why any did not load."""
+    """Print which backends loaded, what each provides, and why any did not load.
+
+    Returns ``{name: (available, why not or None)}`` for every backend, in `auto` order.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> status = fastloss.show_backends()
+    fastloss backends (auto order: ...)
+    ...
+    >>> status["numpy"]
+    (True, None)
+    """
     lines = [f"fastloss backends (auto order: {' > '.join(_AUTO_ORDER)}; "
              f"current choice: {current_choice()})"]
     for name in _AUTO_ORDER:

@@ -19,7 +19,14 @@ def _default():
 
 
 def get_num_threads():
-    """The number of threads fastloss's parallel kernels use."""
+    """The number of threads fastloss's parallel kernels use.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> fastloss.get_num_threads() >= 1
+    True
+    """
     global _num_threads
     if _num_threads is None:
         _num_threads = _default()
@@ -27,7 +34,17 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Set the number of threads fastloss's parallel kernels use (>= 1)."""
+    """Set the number of threads fastloss's parallel kernels use (>= 1).
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> before = fastloss.get_num_threads()
+    >>> fastloss.set_num_threads(1)
+    >>> fastloss.get_num_threads()
+    1
+    >>> fastloss.set_num_threads(before)
+    """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected an integer >= 1, got {n!r}")

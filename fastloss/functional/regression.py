@@ -82,8 +82,9 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     Examples
     --------
     >>> import numpy as np, fastloss
+    >>> # (0.5 * 0.5**2 + 2 * (3 - 0.5 * 2)) / 2
     >>> float(fastloss.huber_loss(np.array([0.5, 3.0]), np.zeros(2), delta=2.0))
-    1.0625
+    2.0625
     """
     delta = real(delta, "delta")
     if not delta > 0:
