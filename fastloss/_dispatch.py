@@ -8,11 +8,14 @@ the ``FASTLOSS_BACKEND`` environment variable (read when fastloss is imported), 
 in order of speed; a backend that lacks a kernel, or whose kernel raises ``Unsupported``
 for a case, falls through to the next one, ending at the NumPy reference that has them all.
 """
+from __future__ import annotations
+
 import contextlib
 import contextvars
 import importlib
 import json
 import os
+from typing import IO, Iterator
 
 AUTO = "auto"
 
@@ -25,7 +28,8 @@ class Unsupported(Exception):
 class Backend:
     """A named, lazily imported module of kernels."""
 
-    def __init__(self, name, module=None, kernels=None, doc=""):
+    def __init__(self, name: str, module: str | None = None,
+                 kernels: dict[str, object] | None = None, doc: str = "") -> None:
         self.name = name
         self.doc = doc
         self._module_name = module
@@ -90,7 +94,7 @@ def clear_caches():
     _first.clear()
 
 
-def register_backend(backend, first=True):
+def register_backend(backend: Backend, first: bool = True) -> None:
     """Add (or replace) a backend; `first` puts it at the front of the `auto` order."""
     _BACKENDS[backend.name] = backend
     if backend.name in _AUTO_ORDER:
@@ -108,7 +112,7 @@ def unregister_backend(name):
     clear_caches()
 
 
-def backend_names():
+def backend_names() -> list[str]:
     return list(_AUTO_ORDER)
 
 
@@ -117,7 +121,7 @@ def current_choice(backend=None):
 
 
 @contextlib.contextmanager
-def use_backend(name):
+def use_backend(name: str) -> Iterator[None]:
     """Run the block with `name` ("auto", "numba", "c", "numpy") as the default backend.
 
     A ``backend=`` given to a call inside the block still wins; blocks nest (the innermost
@@ -215,7 +219,7 @@ def _find(kernel_name, choice, start):
     raise LookupError(f"no backend provides kernel {kernel_name!r} for these arguments")
 
 
-def show_backends(file=None):
+def show_backends(file: IO[str] | None = None) -> dict[str, tuple[bool, str | None]]:
     """Print which backends loaded, what each provides, and why any did not load.
 
     Returns ``{name: (available, why not or None)}`` for every backend, in `auto` order.

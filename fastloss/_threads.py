@@ -2,6 +2,8 @@
 
 Default: FASTLOSS_NUM_THREADS, else NUMBA_NUM_THREADS, else the CPUs this process may use.
 """
+from __future__ import annotations
+
 import os
 
 _num_threads = None
@@ -18,7 +20,7 @@ def _default():
         return max(1, os.cpu_count() or 1)
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads fastloss's parallel kernels use.
 
     Examples
@@ -33,7 +35,7 @@ def get_num_threads():
     return _num_threads
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Set the number of threads fastloss's parallel kernels use (>= 1).
 
     Examples
