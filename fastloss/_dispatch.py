@@ -81,11 +81,12 @@ def _load_preferences():
 
 
 _PREFERENCES = _load_preferences()
-_current = contextvars.ContextVar("fastloss_backend", default=None)
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("fastloss_backend",
+                                                                      default=None)
 # Read once, at import (like NUMBA_NUM_THREADS): a per-call os.environ lookup costs ~1 us.
 _ENV_CHOICE = os.environ.get("FASTLOSS_BACKEND") or None
-_cache = {}   # (kernel name, choice) -> the order of backends to try
-_first = {}   # (kernel name, choice) -> the first of them that has the kernel (see call)
+_cache: dict = {}   # (kernel name, choice) -> the order of backends to try
+_first: dict = {}   # (kernel name, choice) -> the first of them that has the kernel (see call)
 
 
 def clear_caches():

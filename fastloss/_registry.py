@@ -31,7 +31,7 @@ class LossSpec:
         return tuple(p for p in inspect.signature(self.prepare).parameters if p != "backend")
 
 
-LOSSES = {}
+LOSSES: dict[str, LossSpec] = {}
 
 
 def loss(class_name: str, differentiable: Sequence[str] = ("input",),
@@ -71,11 +71,8 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
 
 def spec_of(fn: Any) -> LossSpec:
     """The registry row of a public loss function (or of its name)."""
-    if isinstance(fn, str):
-        key = fn
-    else:
-        key = getattr(fn, "__name__", None)
-    spec = LOSSES.get(key)
+    key = fn if isinstance(fn, str) else getattr(fn, "__name__", None)
+    spec = LOSSES.get(key) if isinstance(key, str) else None
     if spec is None or (not isinstance(fn, str) and spec.function is not fn):
         raise TypeError(f"expected a fastloss loss function, got {fn!r}")
     return spec

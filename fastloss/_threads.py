@@ -55,4 +55,4 @@ def set_num_threads(n: int) -> None:
         hook(n)
 
 
-_on_change = []   # backends register a callback here to apply a new count
+_on_change: list = []   # backends register a callback here to apply a new count

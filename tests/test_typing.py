@@ -128,3 +128,23 @@ def test_mypy_strict_accepts_the_user_script_and_rejects_the_errors(tmp_path):
     # every marked line fails with its code (an assignment of a loss's result to int
     # fails only if mypy infers ndarray), and nothing else fails
     assert found == expected, r.stdout
+
+
+# The modules that make up the typed API: their own annotations must be consistent.
+TYPED_MODULES = ["_typing.py", "_registry.py", "_grad.py", "losses.py", "_dispatch.py",
+                 "_threads.py", "functional"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None,
+                    reason="mypy not installed (CI installs it: .ci/typecheck.sh)")
+def test_mypy_accepts_fastloss_own_annotations(tmp_path):
+    """mypy (default strictness: annotated functions are checked) on the modules behind
+    the public API, so that a wrong annotation there fails here rather than in a user's
+    editor."""
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\nfollow_imports = silent\nignore_missing_imports = True\n")
+    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(config),
+                        "--cache-dir", str(tmp_path / "cache"), "--show-error-codes",
+                        *[os.path.join(PACKAGE, m) for m in TYPED_MODULES]],
+                       capture_output=True, text=True, cwd=str(tmp_path), timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
