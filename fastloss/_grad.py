@@ -1,14 +1,32 @@
 """Fused value-and-gradient: the training entry point, and the contract a torch autograd
 bridge builds on."""
+from __future__ import annotations
+
+from typing import Any, Callable, overload
+
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _engine
 from ._registry import spec_of
+from ._typing import Argnum, ValueAndGrad, ValueAndGrads
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
-def value_and_grad(loss_fn, argnums=0):
+@overload
+def value_and_grad(loss_fn: Callable[..., NDArray[Any]], argnums: Argnum = 0) -> ValueAndGrad:
+    ...
+
+
+@overload
+def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
+                   argnums: tuple[Argnum, ...]) -> ValueAndGrads:
+    ...
+
+
+def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
+                   argnums: Argnum | tuple[Argnum, ...] = 0) -> ValueAndGrad | ValueAndGrads:
     """Wrap a fastloss loss so that it returns ``(loss, grad)`` in one pass.
 
     Parameters

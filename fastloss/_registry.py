@@ -1,11 +1,19 @@
 """The table of losses: one row per loss, filled by the ``@loss`` decorator where the loss
 is defined (``fastloss/functional/*.py``). Tests, benchmarks, dispatch and docs iterate it;
 nothing else keeps a list of losses."""
+from __future__ import annotations
+
 import functools
 import inspect
 from dataclasses import dataclass, field
+from typing import Any, Callable, ParamSpec, Sequence, cast
+
+import numpy as np
+from numpy.typing import NDArray
 
 from . import _engine
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -19,41 +27,52 @@ class LossSpec:
 
     @property
     def parameters(self):
-        return tuple(inspect.signature(self.prepare).parameters)
+        """The loss's own arguments, in order (not ``backend``, which is dispatch's)."""
+        return tuple(p for p in inspect.signature(self.prepare).parameters if p != "backend")
 
 
-LOSSES = {}
+LOSSES: dict[str, LossSpec] = {}
 
 
-def loss(class_name, differentiable=("input",), kernels=()):
+def loss(class_name: str, differentiable: Sequence[str] = ("input",),
+         kernels: Sequence[str] = ()
+         ) -> Callable[[Callable[P, _engine.Prepared]], Callable[P, NDArray[Any]]]:
     """Turn `prepare(...) -> Prepared` into the public loss function and register it.
 
-    The public function has prepare's signature plus a keyword-only ``backend=None``.
+    The public function has prepare's signature, which declares the keyword-only
+    ``backend: str | None = None`` (prepare ignores it: the public function takes it and
+    dispatches on it), and returns the computed ndarray. Type checkers see exactly that:
+    prepare's annotated parameters ``P`` and a result of ``numpy.ndarray``. (A prepare
+    that does not declare ``backend`` still gets it in the runtime signature, but type
+    checkers then reject ``backend=``: tests/test_typing.py fails until it is declared.)
     """
-    def decorate(prepare):
+    def decorate(prepare: Callable[P, _engine.Prepared]) -> Callable[P, NDArray[Any]]:
         name = prepare.__name__
 
         @functools.wraps(prepare)
-        def public(*args, backend=None, **kwargs):
+        def public(*args: Any, backend: str | None = None, **kwargs: Any) -> NDArray[Any]:
             return _engine.forward(prepare(*args, **kwargs), backend)
 
+        # What help(), inspect and typing.get_type_hints show at run time: prepare's
+        # parameters (backend added if it does not declare it), returning an ndarray.
         sig = inspect.signature(prepare)
-        public.__signature__ = sig.replace(parameters=[
-            *sig.parameters.values(),
-            inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None)])
+        params = list(sig.parameters.values())
+        if "backend" not in sig.parameters:
+            params.append(inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY,
+                                            default=None))
+        public.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=params, return_annotation=np.ndarray)
+        public.__annotations__ = {**prepare.__annotations__, "return": np.ndarray}
         LOSSES[name] = LossSpec(name, class_name, public, prepare, tuple(differentiable),
                                 tuple(kernels))
-        return public
+        return cast("Callable[P, NDArray[Any]]", public)
     return decorate
 
 
-def spec_of(fn):
+def spec_of(fn: Any) -> LossSpec:
     """The registry row of a public loss function (or of its name)."""
-    if isinstance(fn, str):
-        key = fn
-    else:
-        key = getattr(fn, "__name__", None)
-    spec = LOSSES.get(key)
+    key = fn if isinstance(fn, str) else getattr(fn, "__name__", None)
+    spec = LOSSES.get(key) if isinstance(key, str) else None
     if spec is None or (not isinstance(fn, str) and spec.function is not fn):
         raise TypeError(f"expected a fastloss loss function, got {fn!r}")
     return spec

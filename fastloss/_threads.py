@@ -2,6 +2,8 @@
 
 Default: FASTLOSS_NUM_THREADS, else NUMBA_NUM_THREADS, else the CPUs this process may use.
 """
+from __future__ import annotations
+
 import os
 
 _num_threads = None
@@ -18,16 +20,33 @@ def _default():
         return max(1, os.cpu_count() or 1)
 
 
-def get_num_threads():
-    """The number of threads fastloss's parallel kernels use."""
+def get_num_threads() -> int:
+    """The number of threads fastloss's parallel kernels use.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> fastloss.get_num_threads() >= 1
+    True
+    """
     global _num_threads
     if _num_threads is None:
         _num_threads = _default()
     return _num_threads
 
 
-def set_num_threads(n):
-    """Set the number of threads fastloss's parallel kernels use (>= 1)."""
+def set_num_threads(n: int) -> None:
+    """Set the number of threads fastloss's parallel kernels use (>= 1).
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> before = fastloss.get_num_threads()
+    >>> fastloss.set_num_threads(1)
+    >>> fastloss.get_num_threads()
+    1
+    >>> fastloss.set_num_threads(before)
+    """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected an integer >= 1, got {n!r}")
@@ -36,4 +55,4 @@ def set_num_threads(n):
         hook(n)
 
 
-_on_change = []   # backends register a callback here to apply a new count
+_on_change: list = []   # backends register a callback here to apply a new count

@@ -7,8 +7,15 @@ constructor to pin the backend for that object.
     >>> loss = criterion(np.zeros((4, 3)), np.array([0, 1, 2, 0]))
     >>> loss, grad = criterion.value_and_grad(np.zeros((4, 3)), np.array([0, 1, 2, 0]))
 """
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Sequence, overload
+
+from numpy.typing import ArrayLike, NDArray
+
 from . import functional as F
 from ._grad import value_and_grad as _value_and_grad
+from ._typing import Argnum
 
 __all__ = [
     "L1Loss",
@@ -35,24 +42,44 @@ __all__ = [
 
 class _Loss:
     """Base class: ``self(*inputs)`` is ``function(*inputs, **hyper_parameters)``."""
-    function = None          # the functional form, set by each subclass
+    # the functional form, set by each subclass
+    function: ClassVar[Callable[..., NDArray[Any]]]
 
-    def __init__(self, backend=None, **hyper_parameters):
+    def __init__(self, backend: str | None = None, **hyper_parameters: Any) -> None:
         self.backend = backend
         self.hyper_parameters = hyper_parameters
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: ArrayLike) -> NDArray[Any]:
         return type(self).function(*inputs, backend=self.backend, **self.hyper_parameters)
 
     forward = __call__
 
-    def value_and_grad(self, *inputs, argnums=0, grad_output=None, out=None):
-        """(loss, gradient) in one pass; see :func:`fastloss.value_and_grad`."""
-        fn = _value_and_grad(type(self).function, argnums)
-        return fn(*inputs, grad_output=grad_output, out=out, backend=self.backend,
+    @overload
+    def value_and_grad(self, *inputs: ArrayLike, argnums: Argnum = 0,
+                       grad_output: ArrayLike | None = None,
+                       out: NDArray[Any] | None = None) -> tuple[NDArray[Any], NDArray[Any]]:
+        ...
+
+    @overload
+    def value_and_grad(self, *inputs: ArrayLike, argnums: tuple[Argnum, ...],
+                       grad_output: ArrayLike | None = None,
+                       out: Sequence[NDArray[Any]] | None = None
+                       ) -> tuple[NDArray[Any], tuple[NDArray[Any], ...]]:
+        ...
+
+    def value_and_grad(self, *inputs: ArrayLike, argnums: Argnum | tuple[Argnum, ...] = 0,
+                       grad_output: ArrayLike | None = None,
+                       out: NDArray[Any] | Sequence[NDArray[Any]] | None = None
+                       ) -> tuple[NDArray[Any], NDArray[Any] | tuple[NDArray[Any], ...]]:
+        """(loss, gradient) in one pass; see :func:`fastloss.value_and_grad`.
+
+        A tuple ``argnums`` gives a tuple of gradients (and takes a tuple ``out``).
+        """
+        fn: Any = _value_and_grad(type(self).function, argnums)
+        return fn(*inputs, grad_output=grad_output, out=out, backend=self.backend,  # type: ignore[no-any-return]
                   **self.hyper_parameters)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper_parameters.items()
                          if not hasattr(v, "shape"))
         return f"{type(self).__name__}({args})"
@@ -61,36 +88,38 @@ class _Loss:
 class L1Loss(_Loss):
     function = F.l1_loss
 
-    def __init__(self, reduction="mean", *, backend=None):
+    def __init__(self, reduction: str = "mean", *, backend: str | None = None) -> None:
         super().__init__(backend, reduction=reduction)
 
 
 class MSELoss(_Loss):
     function = F.mse_loss
 
-    def __init__(self, reduction="mean", *, backend=None):
+    def __init__(self, reduction: str = "mean", *, backend: str | None = None) -> None:
         super().__init__(backend, reduction=reduction)
 
 
 class SmoothL1Loss(_Loss):
     function = F.smooth_l1_loss
 
-    def __init__(self, reduction="mean", beta=1.0, *, backend=None):
+    def __init__(self, reduction: str = "mean", beta: float = 1.0, *,
+                 backend: str | None = None) -> None:
         super().__init__(backend, reduction=reduction, beta=beta)
 
 
 class HuberLoss(_Loss):
     function = F.huber_loss
 
-    def __init__(self, reduction="mean", delta=1.0, *, backend=None):
+    def __init__(self, reduction: str = "mean", delta: float = 1.0, *,
+                 backend: str | None = None) -> None:
         super().__init__(backend, reduction=reduction, delta=delta)
 
 
 class PoissonNLLLoss(_Loss):
     function = F.poisson_nll_loss
 
-    def __init__(self, log_input=True, full=False, *, eps=1e-8, reduction="mean",
-                 backend=None):
+    def __init__(self, log_input: bool = True, full: bool = False, *, eps: float = 1e-8,
+                 reduction: str = "mean", backend: str | None = None) -> None:
         super().__init__(backend, log_input=log_input, full=full, eps=eps,
                          reduction=reduction)
 
@@ -98,28 +127,32 @@ class PoissonNLLLoss(_Loss):
 class GaussianNLLLoss(_Loss):
     function = F.gaussian_nll_loss
 
-    def __init__(self, *, full=False, eps=1e-6, reduction="mean", backend=None):
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean",
+                 backend: str | None = None) -> None:
         super().__init__(backend, full=full, eps=eps, reduction=reduction)
 
 
 class BCELoss(_Loss):
     function = F.binary_cross_entropy
 
-    def __init__(self, weight=None, *, reduction="mean", backend=None):
+    def __init__(self, weight: ArrayLike | None = None, *, reduction: str = "mean",
+                 backend: str | None = None) -> None:
         super().__init__(backend, weight=weight, reduction=reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
     function = F.binary_cross_entropy_with_logits
 
-    def __init__(self, weight=None, *, reduction="mean", pos_weight=None, backend=None):
+    def __init__(self, weight: ArrayLike | None = None, *, reduction: str = "mean",
+                 pos_weight: ArrayLike | None = None, backend: str | None = None) -> None:
         super().__init__(backend, weight=weight, reduction=reduction, pos_weight=pos_weight)
 
 
 class NLLLoss(_Loss):
     function = F.nll_loss
 
-    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", backend=None):
+    def __init__(self, weight: ArrayLike | None = None, *, ignore_index: int = -100,
+                 reduction: str = "mean", backend: str | None = None) -> None:
         super().__init__(backend, weight=weight, ignore_index=ignore_index,
                          reduction=reduction)
 
@@ -127,8 +160,9 @@ class NLLLoss(_Loss):
 class CrossEntropyLoss(_Loss):
     function = F.cross_entropy
 
-    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean",
-                 label_smoothing=0.0, backend=None):
+    def __init__(self, weight: ArrayLike | None = None, *, ignore_index: int = -100,
+                 reduction: str = "mean", label_smoothing: float = 0.0,
+                 backend: str | None = None) -> None:
         super().__init__(backend, weight=weight, ignore_index=ignore_index,
                          reduction=reduction, label_smoothing=label_smoothing)
 
@@ -136,62 +170,69 @@ class CrossEntropyLoss(_Loss):
 class KLDivLoss(_Loss):
     function = F.kl_div
 
-    def __init__(self, *, reduction="mean", log_target=False, backend=None):
+    def __init__(self, *, reduction: str = "mean", log_target: bool = False,
+                 backend: str | None = None) -> None:
         super().__init__(backend, reduction=reduction, log_target=log_target)
 
 
 class HingeEmbeddingLoss(_Loss):
     function = F.hinge_embedding_loss
 
-    def __init__(self, margin=1.0, *, reduction="mean", backend=None):
+    def __init__(self, margin: float = 1.0, *, reduction: str = "mean",
+                 backend: str | None = None) -> None:
         super().__init__(backend, margin=margin, reduction=reduction)
 
 
 class MarginRankingLoss(_Loss):
     function = F.margin_ranking_loss
 
-    def __init__(self, margin=0.0, *, reduction="mean", backend=None):
+    def __init__(self, margin: float = 0.0, *, reduction: str = "mean",
+                 backend: str | None = None) -> None:
         super().__init__(backend, margin=margin, reduction=reduction)
 
 
 class SoftMarginLoss(_Loss):
     function = F.soft_margin_loss
 
-    def __init__(self, *, reduction="mean", backend=None):
+    def __init__(self, *, reduction: str = "mean", backend: str | None = None) -> None:
         super().__init__(backend, reduction=reduction)
 
 
 class MultiMarginLoss(_Loss):
     function = F.multi_margin_loss
 
-    def __init__(self, p=1, margin=1.0, weight=None, *, reduction="mean", backend=None):
+    def __init__(self, p: int = 1, margin: float = 1.0, weight: ArrayLike | None = None, *,
+                 reduction: str = "mean", backend: str | None = None) -> None:
         super().__init__(backend, p=p, margin=margin, weight=weight, reduction=reduction)
 
 
 class MultiLabelMarginLoss(_Loss):
     function = F.multilabel_margin_loss
 
-    def __init__(self, *, reduction="mean", backend=None):
+    def __init__(self, *, reduction: str = "mean", backend: str | None = None) -> None:
         super().__init__(backend, reduction=reduction)
 
 
 class MultiLabelSoftMarginLoss(_Loss):
     function = F.multilabel_soft_margin_loss
 
-    def __init__(self, weight=None, *, reduction="mean", backend=None):
+    def __init__(self, weight: ArrayLike | None = None, *, reduction: str = "mean",
+                 backend: str | None = None) -> None:
         super().__init__(backend, weight=weight, reduction=reduction)
 
 
 class CosineEmbeddingLoss(_Loss):
     function = F.cosine_embedding_loss
 
-    def __init__(self, margin=0.0, *, reduction="mean", backend=None):
+    def __init__(self, margin: float = 0.0, *, reduction: str = "mean",
+                 backend: str | None = None) -> None:
         super().__init__(backend, margin=margin, reduction=reduction)
 
 
 class TripletMarginLoss(_Loss):
     function = F.triplet_margin_loss
 
-    def __init__(self, margin=1.0, p=2.0, eps=1e-6, swap=False, *, reduction="mean",
-                 backend=None):
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6,
+                 swap: bool = False, *, reduction: str = "mean",
+                 backend: str | None = None) -> None:
         super().__init__(backend, margin=margin, p=p, eps=eps, swap=swap, reduction=reduction)

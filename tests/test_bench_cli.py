@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fastloss import _dispatch, _threads
-from fastloss._bench import cli, data, naive, report, runner, worker
+from fastloss._bench import cli, data, impls, naive, report, runner, worker
 from fastloss._registry import LOSSES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -244,7 +244,7 @@ def _job(impl, **kw):
             "repeat": 2, "warmup": 0, "budget_s": 1.0, "check_limit": 1 << 22, **kw}
 
 
-def test_forced_backend_that_falls_through_is_flagged():
+def test_forced_backend_that_falls_through_is_shown_quietly_not_flagged():
     # The call the forced backend cannot run is flagged without being run on the next
     # backend (in the C worker that would compile Numba kernels for a row never timed).
     ran = []
@@ -267,7 +267,15 @@ def test_forced_backend_that_falls_through_is_flagged():
                                "falls through to recording_test_backend (not run)")
     assert rows[1]["falls_to"] == "recording_test_backend"
     assert ran == []
-    assert "FALLBACK" in report.terminal_table(rows)
+    # a fall-through is how dispatch works: a quiet note, not a flag
+    text = report.terminal_table(rows)
+    assert ("empty_test_backend -> recording_test_backend (no empty_test_backend kernel "
+            "for mse_fwd; not timed)") in text
+    assert "FALLBACK" not in text and report.FLAG not in text and "flagged" not in text
+    assert report.flagged(rows) == []
+    assert "none timed (empty_test_backend -> recording_test_backend)" in text
+    md = report.markdown_table(rows)
+    assert "→ recording_test_backend" in md and "⚠" not in md
 
 
 def test_forced_backend_that_runs_is_not_flagged():
@@ -396,7 +404,7 @@ def test_plot_written(tiny_run):
     assert png.startswith(b"\x89PNG") and len(png) > 2000
 
 
-def test_absent_peer_is_listed_as_skipped(monkeypatch, capsys):
+def test_absent_peer_is_folded_into_one_skipped_line(monkeypatch, capsys):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
@@ -405,9 +413,179 @@ def test_absent_peer_is_listed_as_skipped(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "vs numpy (naive)" in out         # no torch: speed-ups are over naive NumPy
-    torch_rows = [ln for ln in out.splitlines() if ln.strip().startswith("torch ")]
-    assert len(torch_rows) == 2 and all("skipped: torch not installed" in ln
-                                        for ln in torch_rows)
+    # not one row per case: one line for the whole run
+    assert not [ln for ln in out.splitlines() if ln.strip().startswith("torch ")]
+    skipped = [ln for ln in out.splitlines() if ln.startswith("skipped:")]
+    assert skipped == ["skipped: torch (torch not installed)"]
+    assert out.count("torch not installed") == 1
+
+
+def test_skipped_line_names_each_implementation_once():
+    rows = [_fake(impl, status="skipped", note=f"{impl} not installed", mode=mode)
+            for impl in ("jax", "sklearn") for mode in ("forward", "grad")]
+    rows += [_fake("numpy", median_ms=1.0)]
+    assert report.skipped_line(rows) == ("skipped: jax (jax not installed), "
+                                         "sklearn (sklearn not installed)")
+    text = report.terminal_table(rows, "numpy")
+    assert text.count("not installed") == 2 and "  jax" not in text
+
+
+# --- the terminal table's summary, first-call labels, an implausible floor ----------
+
+def _fake(impl, mode="forward", status="ok", median_ms=None, loss="mse_loss", size="64x10",
+          **extra):
+    group = {"floor": "floor", "c": "fastloss", "numba": "fastloss",
+             "numpy": "fastloss"}.get(impl, "peer")
+    label = {"floor": "read floor"}.get(impl, f"fastloss[{impl}]" if group == "fastloss"
+                                        else impl)
+    row = {"loss": loss, "size": size, "shape": [64, 10], "dtype": "float32", "threads": 2,
+           "mode": mode, "impl": impl, "label": label, "group": group, "status": status,
+           **extra}
+    if median_ms is not None:
+        row.update(median_ms=median_ms, times_ms=extra.get("times_ms", [median_ms] * 3),
+                   first_call_ms=extra.get("first_call_ms", 2 * median_ms))
+    return row
+
+
+def test_summary_gives_the_fastest_backend_its_ratios_and_floor_percent():
+    rows = [_fake("floor", median_ms=1.0), _fake("c", median_ms=4.0),
+            _fake("numba", median_ms=2.0), _fake("torch", median_ms=10.0),
+            _fake("jax", median_ms=1.0),
+            _fake("floor", mode="grad", median_ms=1.0), _fake("numba", mode="grad",
+                                                                median_ms=5.0),
+            _fake("c", mode="grad", status="fallback", falls_to="numba"),
+            _fake("torch", mode="grad", median_ms=20.0)]
+    lines = report.summary(rows)
+    assert lines[0].startswith("summary: the fastest fastloss backend per case")
+    assert lines[1].split() == ["case", "fastest", "fastloss", "vs", "torch", "vs", "jax",
+                                "%", "floor"]
+    # forward: numba is fastest (2 ms): 5x torch, 0.5x jax (slower is shown as it is),
+    # the floor 1 ms is 50% of it
+    assert lines[2].split() == ["mse_loss", "64x10", "forward", "fastloss[numba]", "5.00x",
+                                "0.50x", "50%"]
+    assert lines[3].split() == ["mse_loss", "64x10", "value+grad", "fastloss[numba]",
+                                "4.00x", "-", "20%"]
+    text = report.terminal_table(rows)
+    assert text.rstrip().endswith(lines[3].rstrip())    # the run ends with the summary
+
+
+def test_summary_ends_the_printed_run(tiny_run):
+    r, _ = tiny_run
+    out = r.stdout.splitlines()
+    start = next(i for i, ln in enumerate(out) if ln.startswith("summary:"))
+    body = [ln.split() for ln in out[start + 2:] if ln.startswith("  ")]
+    assert [b[:3] for b in body] == [["cross_entropy", "64x10", "forward"],
+                                     ["cross_entropy", "64x10", "value+grad"],
+                                     ["mse_loss", "64x10", "forward"],
+                                     ["mse_loss", "64x10", "value+grad"]]
+    assert all(b[3] == "fastloss[numpy]" for b in body)
+    assert "vs numpy (naive)" in out[start + 1] and "vs wrong (fake)" in out[start + 1]
+    # the wrong fake is timed but flagged, and says so in the summary too
+    assert "(mismatch)" in " ".join(out[start + 2:start + 3])
+
+
+def test_floor_whose_repeats_disagree_is_unreliable():
+    rows = [_fake("floor", median_ms=3.0, times_ms=[1.0, 1.1, 3.0, 3.2, 3.3]),
+            _fake("numba", median_ms=6.0), _fake("torch", median_ms=12.0)]
+    assert "repeats disagree" in report.floor_problem(rows)
+    text = report.terminal_table(rows)
+    assert "floor unreliable: its repeats disagree (1 to 3.3 ms)" in text
+    assert "%" not in text.replace("% floor", "")
+    assert report.summary(rows)[2].split()[-1] == "unreliable"
+    assert "(unreliable)" in report.markdown_table(rows)
+
+
+def test_floor_slower_than_the_kernel_is_unreliable():
+    # nll_loss's forward reads one entry per row: a floor that reads all of input is no
+    # bound for it (this printed "10490% of floor")
+    rows = [_fake("floor", median_ms=8.08), _fake("c", median_ms=0.077),
+            _fake("torch", median_ms=0.2)]
+    assert report.floor_problem(rows) == "slower than fastloss[c]"
+    text = report.terminal_table(rows)
+    assert "floor unreliable: slower than fastloss[c]" in text and "10490%" not in text
+    assert report.floor_percent(rows, 0.077) == "unreliable"
+    # a plausible floor is a percentage
+    ok = [_fake("floor", median_ms=1.0), _fake("c", median_ms=2.0)]
+    assert report.floor_problem(ok) is None and report.floor_percent(ok, 2.0) == "50%"
+    assert "(read floor 1.00 ms)" in report.terminal_table(ok)
+
+
+def test_first_call_that_compiled_is_labelled_compile():
+    rows = [_fake("numba", median_ms=1.0, first_call_ms=5000.0, first_call="compile"),
+            _fake("c", median_ms=1.5, first_call_ms=0.5)]
+    text = report.terminal_table(rows, "c")
+    numba_row = next(ln for ln in text.splitlines() if ln.startswith("  fastloss[numba]"))
+    c_row = next(ln for ln in text.splitlines() if ln.startswith("  fastloss[c]"))
+    assert "5000.0 compile" in numba_row and "compile" not in c_row
+    assert impls.get("jax").compiles_on_first_call
+    assert not impls.get("torch").compiles_on_first_call
+
+
+def test_numba_compiles_counts_compiled_and_cached_kernels(monkeypatch):
+    import types
+    numba = pytest.importorskip("numba")
+    module = types.ModuleType("bench_test_jit_module")
+    module.twice = numba.njit(lambda x: 2 * x)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    watch = worker.NumbaCompiles(module.__name__)
+    assert module.twice(2.0) == 4.0
+    assert (watch.stop().compiled, watch.loaded) == (1, 0)
+    watch = worker.NumbaCompiles(module.__name__)
+    module.twice(3.0)                  # the same types: nothing new
+    assert (watch.stop().compiled, watch.loaded) == (0, 0)
+
+
+def test_worker_labels_a_first_call_that_compiled(monkeypatch):
+    import types
+    numba = pytest.importorskip("numba")
+    from fastloss import _reference
+    module = types.ModuleType("fastloss._numba._bench_test_jit")
+    module.identity = numba.njit(lambda x: x)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+
+    def fwd(*args):                    # compiles `identity` on its first call only
+        module.identity(1.0)
+        return _reference.mse_fwd(*args)
+
+    def vg(*args):
+        module.identity(1.0)
+        return _reference.mse_vg(*args)
+    _dispatch.register_backend(_dispatch.Backend(
+        "compiling_test_backend", kernels={"mse_fwd": fwd, "mse_vg": vg}))
+    try:
+        rows = []
+        worker.run_job(_job("compiling_test_backend"), rows.append)
+    finally:
+        _dispatch.unregister_backend("compiling_test_backend")
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["first_call"] == "compile" and rows[0]["first_call_compiled"] >= 1
+    assert "first_call" not in rows[1] and rows[1]["first_call_compiled"] == 0
+    assert " compile" in report.terminal_table(rows, "compiling_test_backend")
+
+
+FALLTHROUGH_PLUGIN = '''
+"""A fastloss backend with no kernels: every forced call falls through."""
+from fastloss import _dispatch
+
+_dispatch.register_backend(_dispatch.Backend("emptyb", kernels={}), first=False)
+'''
+
+
+def test_strict_fails_on_mismatch_not_on_fall_through(tmp_path):
+    (tmp_path / "fallthrough_plugin.py").write_text(FALLTHROUGH_PLUGIN)
+    (tmp_path / "wrong_plugin.py").write_text(WRONG_PLUGIN)
+    common = ["--strict", "--loss", "mse_loss", "--size", "64x10", "--repeat", "1",
+              "--warmup", "0", "--no-progress", "--mode", "forward"]
+    r = run_cli(*common, "--backend", "emptyb", "numpy", "--peers", "none",
+                "--plugin", str(tmp_path / "fallthrough_plugin.py"), cwd=str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "emptyb -> " in r.stdout and "not timed" in r.stdout
+    assert "flagged" not in r.stdout and "FALLBACK" not in r.stdout
+    r = run_cli(*common, "--backend", "numpy", "--peers", "none",
+                "--plugin", str(tmp_path / "wrong_plugin.py"), cwd=str(tmp_path))
+    assert r.returncode == 1
+    # the wrong fake's mismatch and the dying fake's error: both real problems
+    assert "!! 2 run(s) flagged (mismatch or error)" in r.stdout
 
 
 def test_floor_without_numba(monkeypatch):

@@ -89,7 +89,8 @@ def build_parser():
                    help="import MODULE (or a .py file) that registers extra "
                         "implementations with fastloss._bench.impls.register")
     p.add_argument("--strict", action="store_true",
-                   help="exit with code 1 when any run is flagged")
+                   help="exit with code 1 when any run is flagged (a mismatch or an "
+                        "error; a backend falling through to the next is not a flag)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--list", action="store_true",
                    help="list losses, default sizes and implementations, then exit")
@@ -262,8 +263,7 @@ def main(argv=None):
     written = [p for p in (ns.json, ns.markdown, ns.plot, ns.update_readme) if p]
     if written:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
-    flagged = [r for r in results if r.get("status") in ("mismatch", "fallback", "error")]
-    return 1 if (ns.strict and flagged) else 0
+    return 1 if (ns.strict and report.flagged(results)) else 0
 
 
 def _rel(path, next_to):

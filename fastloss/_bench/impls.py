@@ -43,6 +43,7 @@ class Impl:
     module = None     # the package that must be importable
     whole_check_limit = 0   # check the whole case up to this many elements per input,
                             # whatever --check-limit says (for per-shape compilers)
+    compiles_on_first_call = False   # its first call always compiles (jax.jit)
 
     def installed(self):
         """None when usable, else why not (shown as "skipped")."""
@@ -145,6 +146,7 @@ class JaxImpl(Impl):
     # each loss again (about half of a --quick JAX worker), so cases up to this many
     # elements per input (the default --check-limit) are checked whole instead.
     whole_check_limit = 1 << 22
+    compiles_on_first_call = True    # jax.jit traces and compiles per shape
 
     def applies(self, loss, mode):
         return loss in naive.FORWARD

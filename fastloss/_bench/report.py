@@ -1,6 +1,7 @@
 """What a benchmark run produces: the terminal table, JSON, Markdown, the plot, and the
 README section. Ratios are honest: below 1x is shown as it is; a value that disagrees
-with the NumPy reference is flagged in the table, never dropped."""
+with the NumPy reference is flagged in the table, never dropped; a forced backend without
+a kernel for a case is shown (it falls through to the next backend) but not flagged."""
 import datetime
 import importlib.metadata
 import os
@@ -11,7 +12,17 @@ import subprocess
 SCHEMA = "fastloss-bench/1"
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
-FLAG = "!!"      # marks a mismatch, fallback or error in text tables
+FLAG = "!!"      # marks a mismatch or an error in text tables
+# The statuses that are real problems: `--strict` fails on them. A forced backend that has
+# no kernel for a case ("fallback": the call would run on the next backend) is how
+# dispatch is meant to work, so it is shown, quietly, and not flagged.
+FLAGGED = ("mismatch", "error")
+# The read floor is not trusted when the median of its repeats is this many times their
+# minimum (they disagree widely: a loaded machine) or when an implementation beats it by
+# this factor (it cannot bound that case: the loss reads less than every input, or the
+# inputs sit in cache).
+FLOOR_SPREAD = 1.5
+FLOOR_BEATEN = 1.1
 
 
 # --- run metadata ------------------------------------------------------------------
@@ -131,11 +142,50 @@ def label_of(results, key):
     return next((r["label"] for r in results if r["impl"] == key), key)
 
 
+def flagged(results):
+    """The rows that are real problems (a mismatch or an error)."""
+    return [r for r in results if r.get("status") in FLAGGED]
+
+
 def floor_ms(rows):
     for r in rows:
         if r["impl"] == "floor" and timed(r):
             return r["median_ms"]
     return None
+
+
+def floor_problem(rows):
+    """Why the case's read floor cannot be trusted, or None when it can: its repeats
+    disagree widely, or an implementation ran faster than it (a floor it beats bounds
+    nothing)."""
+    row = next((r for r in rows if r["impl"] == "floor" and timed(r)), None)
+    if row is None:
+        return None
+    times = [t for t in row.get("times_ms") or () if t and t > 0]
+    if len(times) >= 2 and row["median_ms"] > FLOOR_SPREAD * min(times):
+        return f"its repeats disagree ({min(times):.3g} to {max(times):.3g} ms)"
+    beaten = [r for r in rows if r["impl"] != "floor" and timed(r) and r["median_ms"] > 0
+              and row["median_ms"] > FLOOR_BEATEN * r["median_ms"]]
+    if beaten:
+        fastest = min(beaten, key=lambda r: r["median_ms"])
+        return f"slower than {fastest['label']}"
+    return None
+
+
+def trusted_floor_ms(rows):
+    """The read floor when it is plausible, else None."""
+    return None if floor_problem(rows) else floor_ms(rows)
+
+
+def floor_percent(rows, ms):
+    """The "% floor" text of a time: "-" without a floor, "unreliable" when the floor is
+    implausible (never "10490%")."""
+    floor = floor_ms(rows)
+    if floor is None or not ms:
+        return "-"
+    if floor_problem(rows):
+        return "unreliable"
+    return f"{100 * floor / ms:.0f}%"
 
 
 def ratio_text(base, ms):
@@ -161,12 +211,29 @@ def status_text(r):
             return f"{FLAG} MISMATCH: {chk['worst']} has NaN/inf (or a shape) unlike the reference"
         return f"{FLAG} MISMATCH: {chk['worst']} off by {chk['rel_err']:.1e} (tol {chk['tol']:.0e})"
     if s == "fallback":
-        return f"{FLAG} FALLBACK: {r.get('note', '')}"
+        return fallthrough_text(r)
     if s == "error":
         return f"{FLAG} ERROR: {r.get('note', '')}"
     if s == "skipped":
         return f"skipped: {r.get('note', '')}"
     return f"{s}: {r.get('note', '')}"
+
+
+def fallthrough_text(r):
+    """A forced backend without a kernel for the case, quietly: "c -> numba (no c kernel
+    for poisson_nll_fwd; not timed)"."""
+    to = r.get("falls_to") or "no other backend"
+    kernel = r.get("kernel")
+    why = f"no {r['impl']} kernel" + (f" for {kernel}" if kernel else "")
+    return f"{r['impl']} -> {to} ({why}; not timed)"
+
+
+def first_call_text(r):
+    """The first call's time, labelled "compile" when that call compiled."""
+    first = r.get("first_call_ms")
+    if first is None:
+        return "-"
+    return _fmt_ms(first) + (" compile" if r.get("first_call") == "compile" else "")
 
 
 def _fmt_ms(ms):
@@ -177,20 +244,35 @@ def _fmt_ms(ms):
     return f"{ms:.2f}" if ms < 100 else f"{ms:.1f}"
 
 
-def case_title(key, floor):
+def case_title(key, floor, problem=None):
     loss, size, dtype, threads, mode = key
     from .impls import MODE_LABELS
     t = f"{loss} {size} {dtype}, {MODE_LABELS.get(mode, mode)}, {threads} thread" \
         f"{'s' if threads != 1 else ''}"
     if floor is not None:
-        t += f"  (read floor {_fmt_ms(floor)} ms)"
+        t += f"  (read floor {_fmt_ms(floor)} ms" + \
+            (f"; floor unreliable: {problem})" if problem else ")")
     return t
+
+
+def skipped_line(results):
+    """Every implementation that was not run (not installed, backend missing), on one
+    line: "skipped: sklearn (sklearn not installed), jax (jax not installed)"."""
+    reasons = {}
+    for r in results:
+        if r.get("status") == "skipped":
+            reasons.setdefault(r["label"], r.get("note", ""))
+    if not reasons:
+        return None
+    return "skipped: " + ", ".join(f"{label} ({why})" if why else label
+                                   for label, why in reasons.items())
 
 
 # --- terminal ----------------------------------------------------------------------
 
 def terminal_table(results, baseline="torch"):
-    """One block per case; implementations fastest first; skipped ones last."""
+    """One block per case, implementations fastest first; then one line for whatever
+    was skipped, the summary, and the count of flagged runs."""
     lines = []
     headers = ("implementation", "median ms", f"vs {label_of(results, baseline)}", "% floor",
                "1st call ms", "peak MB", "check")
@@ -200,29 +282,80 @@ def terminal_table(results, baseline="torch"):
         body = []
         ordered = sorted(rows, key=lambda r: (not timed(r), r.get("median_ms") or 0))
         for r in ordered:
-            if r["impl"] == "floor" or r.get("status") == "n/a":
+            if r["impl"] == "floor" or r.get("status") in ("n/a", "skipped"):
                 continue
             ms = r.get("median_ms") if timed(r) else None
-            pct = f"{100 * floor / ms:.0f}%" if (floor and ms) else "-"
-            first = r.get("first_call_ms")
             peak = r.get("peak_mb")
-            body.append((r["label"], _fmt_ms(ms), ratio_text(base, ms) if ms else "-", pct,
-                         _fmt_ms(first) if first is not None and ms else "-",
+            # an implausible floor is said once, in the case's title
+            pct = "-" if floor_problem(rows) else floor_percent(rows, ms)
+            body.append((r["label"], _fmt_ms(ms), ratio_text(base, ms) if ms else "-",
+                         pct, first_call_text(r) if ms else "-",
                          f"{peak:.1f}" if peak is not None and ms else "-", status_text(r)))
-        widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
-                  for i, h in enumerate(headers)]
-        lines.append(case_title(key, floor))
+        if not body:
+            continue
+        widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
+        lines.append(case_title(key, floor, floor_problem(rows)))
         fmt = "  " + "  ".join(f"{{:{'<' if i in (0, 6) else '>'}{w}}}"
                                for i, w in enumerate(widths))
         lines.append(fmt.format(*headers).rstrip())
         for b in body:
             lines.append(fmt.format(*b).rstrip())
         lines.append("")
-    flagged = [r for r in results if r.get("status") in ("mismatch", "fallback", "error")]
-    if flagged:
-        lines.append(f"{FLAG} {len(flagged)} run(s) flagged (mismatch, fallback or error): "
+    skipped = skipped_line(results)
+    if skipped:
+        lines += [skipped, ""]
+    lines += summary(results)
+    bad = flagged(results)
+    if bad:
+        lines.append(f"{FLAG} {len(bad)} run(s) flagged (mismatch or error): "
                      "see the check column.")
     return "\n".join(lines)
+
+
+def summary(results):
+    """The compact end of a run: per case, the fastest fastloss backend, its speed-up over
+    each peer that ran (the peer's time / fastloss's: above 1x fastloss is faster) and
+    its % of the read floor."""
+    from .impls import MODE_LABELS
+    groups = group_cases(results)
+    peers = [c for c in _columns(results)
+             if any(r["label"] == c and r["group"] == "peer" and timed(r) for r in results)]
+    multi_dtype = len({k[2] for k in groups}) > 1
+    multi_threads = len({k[3] for k in groups}) > 1
+    table = []
+    for key, rows in groups.items():
+        loss, size, dtype, threads, mode = key
+        ours = [r for r in rows if r["group"] == "fastloss" and r.get("status") == "ok"
+                and r.get("median_ms")]
+        case = " ".join([loss, size] + ([dtype] if multi_dtype else []) +
+                        [MODE_LABELS.get(mode, mode)] +
+                        ([f"{threads} thr"] if multi_threads else []))
+        if not ours:
+            if any(r["group"] == "fastloss" for r in rows):
+                through = [f"{r['impl']} -> {r.get('falls_to') or 'none'}" for r in rows
+                           if r.get("status") == "fallback"]
+                table.append((case, "none timed" + (f" ({', '.join(through)})"
+                                                    if through else ""),
+                              *["-"] * len(peers), "-"))
+            continue
+        best = min(ours, key=lambda r: r["median_ms"])
+        cells = []
+        for p in peers:
+            peer = next((r for r in rows if r["label"] == p and timed(r)), None)
+            cell = ratio_text(peer["median_ms"], best["median_ms"]) if peer else "-"
+            if peer is not None and peer["status"] == "mismatch":
+                cell += " (mismatch)"
+            cells.append(cell)
+        table.append((case, best["label"], *cells, floor_percent(rows, best["median_ms"])))
+    if not table:
+        return []
+    headers = ("case", "fastest fastloss", *[f"vs {p}" for p in peers], "% floor")
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
+    fmt = "  " + "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))
+    out = ["summary: the fastest fastloss backend per case; vs X = X's time / fastloss's "
+           "(above 1x fastloss is faster)", fmt.format(*headers).rstrip()]
+    out += [fmt.format(*t).rstrip() for t in table]
+    return out + [""]
 
 
 # --- markdown ----------------------------------------------------------------------
@@ -254,15 +387,19 @@ def markdown_table(results, baseline="torch"):
         base = baseline_ms(rows, baseline)
         floor = floor_ms(rows)
         by_label = {r["label"]: r for r in rows}
+        floor_cell = "-"
+        if floor:
+            floor_cell = f"{_fmt_ms(floor)} ms" + (" (unreliable)" if floor_problem(rows) else "")
         cells = [f"`{loss}`", size] + ([dtype] if multi_dtype else []) + \
-            ([str(threads)] if multi_threads else []) + \
-            [MODE_LABELS.get(mode, mode), f"{_fmt_ms(floor)} ms" if floor else "-"]
+            ([str(threads)] if multi_threads else []) + [MODE_LABELS.get(mode, mode), floor_cell]
         for c in cols:
             r = by_label.get(c)
             if r is None or r.get("status") == "n/a":
                 cells.append("")
             elif r.get("status") == "skipped":
                 cells.append("skipped")
+            elif r.get("status") == "fallback":
+                cells.append(f"→ {r.get('falls_to') or 'none'}")
             elif timed(r):
                 cell = f"{_fmt_ms(r['median_ms'])} ms"
                 if base is not None and r["impl"] != baseline:
@@ -294,8 +431,12 @@ def markdown(doc, baseline="torch", plot_path=None):
         f"each implementation in its own process; `(N.NNx)` is the speed-up over {base_label} "
         "(below 1x means slower). \"read floor\" is the time to read the inputs once "
         f"(value+grad: and write one gradient), measured with {s.get('floor_method', '?')}. "
+        "A \"read floor\" marked unreliable had repeats that disagreed widely or was "
+        "slower than an implementation it should bound. "
         "Every value (and gradient) is checked against fastloss's NumPy reference on the "
-        "same data; ⚠ marks a mismatch, a backend that fell back to another, or an error. "
+        "same data; ⚠ marks a mismatch or an error. A cell \"→ numba\" is a backend without "
+        "a kernel for that case, whose call falls through to the backend named (the "
+        "fall-through is how dispatch works; that cell is not timed). "
         "Mode \"value+grad\" is `fastloss.value_and_grad` with a reused `out=` buffer, "
         "torch's forward + `backward()`.",
         "",
@@ -364,7 +505,7 @@ def plot(results, path, baseline="torch"):
                 b.set_edgecolor("red")
     if use_ratio:
         for i, k in enumerate(keys):
-            base, fl = baseline_ms(groups[k], baseline), floor_ms(groups[k])
+            base, fl = baseline_ms(groups[k], baseline), trusted_floor_ms(groups[k])
             if base and fl:
                 ax.plot([i - 0.45, i + 0.45], [base / fl] * 2, "k--", lw=1,
                         label="read floor" if i == 0 else None)

@@ -7,7 +7,8 @@ JSON on stdin; each finished (case, mode) is printed as one ``RESULT {json}`` li
 stdout, so the parent can show progress and keep what finished if the worker dies.
 
 Per (case, mode) the worker: builds the data (seeded, so the same in every worker),
-times the first call (compilation and lazy loading included), warms up, times
+times the first call (compilation and lazy loading included; ``first_call`` says
+"compile" when it compiled), warms up, times
 ``repeat`` samples of ``number`` calls each and keeps the median, measures the peak
 memory the calls add, then checks the value (and gradient) against fastloss's NumPy
 reference on the same data — on the whole case when it is small, else on its leading
@@ -210,6 +211,44 @@ class DispatchSpy:
         self.module.call = self.original
 
 
+class NumbaCompiles:
+    """Counts the Numba kernels a call compiled and those it loaded from Numba's on-disk
+    cache, over the dispatchers of the modules whose name starts with `prefix` (imported
+    before or during the call): a first call that compiled is labelled compile time.
+
+    A dispatcher gains one overload per new signature, compiled or loaded; its
+    ``stats.cache_hits`` counts the loaded ones."""
+
+    def __init__(self, prefix="fastloss._numba"):
+        self.prefix = prefix
+        self.before = self._state()
+        self.compiled = self.loaded = 0
+
+    def _state(self):
+        state = {}
+        try:
+            from numba.core.dispatcher import Dispatcher
+        except ImportError:     # no Numba: nothing can compile
+            return state
+        for name, module in list(sys.modules.items()):
+            if module is None or not (name == self.prefix or name.startswith(self.prefix + ".")):
+                continue
+            for value in list(vars(module).values()):
+                if isinstance(value, Dispatcher) and id(value) not in state:
+                    state[id(value)] = (len(value.overloads),
+                                        sum(value.stats.cache_hits.values()))
+        return state
+
+    def stop(self):
+        """Count what happened since the start; returns self."""
+        for key, (overloads, hits) in self._state().items():
+            overloads0, hits0 = self.before.get(key, (0, 0))
+            loaded = hits - hits0
+            self.loaded += loaded
+            self.compiled += max(0, overloads - overloads0 - loaded)
+        return self
+
+
 # --- one job -----------------------------------------------------------------------
 
 def _base_result(job, case, mode, impl):
@@ -233,6 +272,7 @@ def run_case(job, case, mode, impl, args, kwargs, memory):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # the first call in this process for this loss: lazy imports and compilation
+            compiles = NumbaCompiles() if impl.group == "fastloss" else None
             t0 = time.perf_counter()
             if spy is not None:
                 try:
@@ -241,17 +281,31 @@ def run_case(job, case, mode, impl, args, kwargs, memory):
                 except FellThrough as ft:
                     to = f"falls through to {ft.to}" if ft.to else "no backend has it"
                     return {**res, "status": "fallback", "falls_to": ft.to,
+                            "kernel": ft.kernel,
                             "note": f"no {impl.key} kernel for this call ({ft.kernel}): "
                                     f"{to} (not run)"}
             else:
                 bound.call()
             first = time.perf_counter() - t0
             res["first_call_ms"] = first * 1e3
+            # what the first call's time is: compilation (Numba kernels compiled now, or a
+            # peer that always compiles on its first call, as jax.jit does), else loading
+            if compiles is not None:
+                compiles.stop()
+                res.update(first_call_compiled=compiles.compiled,
+                           first_call_cache_loaded=compiles.loaded)
+            if compiles is not None and compiles.compiled:
+                res["first_call"] = "compile"
+            elif getattr(impl, "compiles_on_first_call", False):
+                res["first_call"] = "compile"
+            elif compiles is not None and compiles.loaded:
+                res["first_call"] = "cache load"
             if spy is not None:
                 ran = sorted({name for k, name in spy.ran if k != "class_targets"})
                 res["ran_on"] = ran
                 if impl.key != "auto" and ran and ran != [impl.key]:
                     return {**res, "status": "fallback",
+                            "falls_to": ", ".join(b for b in ran if b != impl.key),
                             "note": f"no {impl.key} kernel for this call: ran on "
                                     f"{', '.join(ran)}"}
             memory.start()

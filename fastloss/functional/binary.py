@@ -1,9 +1,12 @@
 """Binary cross-entropy, on probabilities and on logits."""
+from __future__ import annotations
+
 import numpy as np
 
 from .._registry import loss
 from .._validate import float_array
 from ._common import pointwise
+from .._typing import ArrayLike, Prepared
 
 
 def _check_unit_interval(a, name):
@@ -17,7 +20,9 @@ def _check_unit_interval(a, name):
 
 
 @loss("BCELoss", kernels=("bce",))
-def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
+def binary_cross_entropy(input: ArrayLike, target: ArrayLike,
+                         weight: ArrayLike | None = None, *, reduction: str = "mean",
+                         backend: str | None = None) -> Prepared:
     r"""Binary cross-entropy of probabilities, each log clamped at -100 as in PyTorch:
 
     .. math:: \ell_i = -w_i\left(y_i \max(\log x_i, -100)
@@ -60,8 +65,11 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
 
 
 @loss("BCEWithLogitsLoss", kernels=("bce_logits",))
-def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean",
-                                     pos_weight=None):
+def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike,
+                                     weight: ArrayLike | None = None, *,
+                                     reduction: str = "mean",
+                                     pos_weight: ArrayLike | None = None,
+                                     backend: str | None = None) -> Prepared:
     r"""Binary cross-entropy of logits, fused and stable for any logit:
 
     .. math:: \ell_i = w_i\left((1 - y_i)\,x_i + (1 + (p_i - 1) y_i)

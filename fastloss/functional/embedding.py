@@ -1,4 +1,6 @@
 """Embedding losses: cosine embedding and triplet margin, one loss per row of vectors."""
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -6,6 +8,7 @@ import numpy as np
 from .._registry import loss
 from .._validate import boolean, contiguous, float_array, real, result_dtype, to_numpy
 from ._common import Prepared, check_reduction
+from .._typing import ArrayLike
 
 
 def _broadcast_rows(named):
@@ -24,7 +27,9 @@ def _broadcast_rows(named):
 
 @loss("CosineEmbeddingLoss", differentiable=("input1", "input2"),
       kernels=("cosine_embedding",))
-def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean"):
+def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
+                          margin: float = 0.0, *, reduction: str = "mean",
+                          backend: str | None = None) -> Prepared:
     r"""Cosine embedding loss, for pairs labelled similar (1) or dissimilar (-1):
 
     .. math:: \ell_i = \begin{cases} 1 - \cos(x_{1,i}, x_{2,i}) & y_i = 1 \\
@@ -94,8 +99,10 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean
 
 @loss("TripletMarginLoss", differentiable=("anchor", "positive", "negative"),
       kernels=("triplet_margin",))
-def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
-                        *, reduction="mean"):
+def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike,
+                        margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+                        swap: bool = False, *, reduction: str = "mean",
+                        backend: str | None = None) -> Prepared:
     r"""Triplet margin loss:
 
     .. math:: \ell_i = \max(0, \Delta + d(a_i, p_i) - d(a_i, n_i)), \qquad

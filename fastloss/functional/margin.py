@@ -1,5 +1,7 @@
 """Margin losses: hinge embedding, soft margin, margin ranking, multi-class and
 multi-label margins."""
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -8,6 +10,7 @@ from .._registry import loss
 from .._validate import (broadcast_shape, class_weight, contiguous, float_array, index_array,
                          real, result_dtype, to_numpy)
 from ._common import ClassTargets, Prepared, _broadcasts_to, check_reduction, pointwise
+from .._typing import ArrayLike
 
 
 def class_rows(x, name="input"):
@@ -22,7 +25,8 @@ def class_rows(x, name="input"):
 
 
 @loss("HingeEmbeddingLoss", kernels=("hinge_embedding",))
-def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean"):
+def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, *,
+                         reduction: str = "mean", backend: str | None = None) -> Prepared:
     r"""Hinge embedding loss, for inputs that are distances and targets that are 1 or -1:
 
     .. math:: \ell_i = \begin{cases} x_i & y_i = 1 \\ \max(0, \Delta - x_i) & y_i = -1
@@ -61,7 +65,8 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean"):
 
 
 @loss("SoftMarginLoss", kernels=("soft_margin",))
-def soft_margin_loss(input, target, *, reduction="mean"):
+def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                     backend: str | None = None) -> Prepared:
     r"""Two-class logistic loss, :math:`\ell_i = \log(1 + e^{-y_i x_i})`, targets 1 or -1.
 
     Computed as :math:`\max(z, 0) + \log(1 + e^{-|z|})` with :math:`z = -y_i x_i`, exact
@@ -95,7 +100,9 @@ def soft_margin_loss(input, target, *, reduction="mean"):
 
 
 @loss("MarginRankingLoss", differentiable=("input1", "input2"), kernels=("margin_ranking",))
-def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean"):
+def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
+                        margin: float = 0.0, *, reduction: str = "mean",
+                        backend: str | None = None) -> Prepared:
     r"""Ranking loss: :math:`\ell_i = \max(0, -y_i (x_{1,i} - x_{2,i}) + \Delta)`, where
     :math:`y_i = 1` says :math:`x_1` should rank higher and :math:`y_i = -1` lower.
 
@@ -142,7 +149,9 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean")
 
 
 @loss("MultiMarginLoss", kernels=("multi_margin",))
-def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction="mean"):
+def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: int = 1, margin: float = 1.0,
+                      weight: ArrayLike | None = None, *, reduction: str = "mean",
+                      backend: str | None = None) -> Prepared:
     r"""Multi-class hinge loss on class scores :math:`x_i` with class-index targets
     :math:`y_i`:
 
@@ -197,7 +206,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction=
 
 
 @loss("MultiLabelMarginLoss", kernels=("multilabel_margin",))
-def multilabel_margin_loss(input, target, *, reduction="mean"):
+def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                           backend: str | None = None) -> Prepared:
     r"""Multi-label hinge loss. Each row of ``target`` lists the sample's classes, padded
     with -1: the classes read are those before the first -1. With :math:`J_i` that list
     (a class listed twice counts twice) and :math:`\bar J_i` the classes not in it,
@@ -246,7 +256,9 @@ def multilabel_margin_loss(input, target, *, reduction="mean"):
 
 
 @loss("MultiLabelSoftMarginLoss", kernels=("multilabel_soft_margin",))
-def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean"):
+def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike,
+                                weight: ArrayLike | None = None, *, reduction: str = "mean",
+                                backend: str | None = None) -> Prepared:
     r"""Multi-label one-versus-all logistic loss, averaged over the C classes of the last
     dimension:
 

@@ -1,11 +1,15 @@
 """Regression losses: L1, MSE, SmoothL1, Huber."""
+from __future__ import annotations
+
 from .._registry import loss
 from .._validate import real
 from ._common import pointwise
+from .._typing import ArrayLike, Prepared
 
 
 @loss("L1Loss", kernels=("l1",))
-def l1_loss(input, target, *, reduction="mean", weight=None):
+def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+            weight: ArrayLike | None = None, backend: str | None = None) -> Prepared:
     r"""Mean absolute error, :math:`\ell_i = w_i\,|x_i - y_i|`.
 
     Parameters
@@ -34,7 +38,8 @@ def l1_loss(input, target, *, reduction="mean", weight=None):
 
 
 @loss("MSELoss", kernels=("mse",))
-def mse_loss(input, target, *, reduction="mean", weight=None):
+def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+             weight: ArrayLike | None = None, backend: str | None = None) -> Prepared:
     r"""Mean squared error, :math:`\ell_i = w_i\,(x_i - y_i)^2`.
 
     Parameters and returns as :func:`l1_loss` (``weight`` mean divides by ``weight.sum()``).
@@ -50,7 +55,8 @@ def mse_loss(input, target, *, reduction="mean", weight=None):
 
 
 @loss("SmoothL1Loss", kernels=("smooth_l1", "l1"))
-def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0):
+def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                   beta: float = 1.0, backend: str | None = None) -> Prepared:
     r"""Smooth L1: :math:`0.5 d^2/\beta` where :math:`|d| < \beta`, else :math:`|d| - 0.5\beta`,
     with :math:`d = x - y`. ``beta = 0`` is exactly :func:`l1_loss`; ``beta < 0`` raises.
 
@@ -72,7 +78,9 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0):
 
 
 @loss("HuberLoss", kernels=("huber",))
-def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+def huber_loss(input: ArrayLike, target: ArrayLike, reduction: str = "mean",
+               delta: float = 1.0, weight: ArrayLike | None = None, *,
+               backend: str | None = None) -> Prepared:
     r"""Huber: :math:`0.5 d^2` where :math:`|d| < \delta`, else
     :math:`\delta(|d| - 0.5\delta)`; equals ``delta * smooth_l1_loss(beta=delta)``.
 
@@ -82,8 +90,9 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     Examples
     --------
     >>> import numpy as np, fastloss
+    >>> # (0.5 * 0.5**2 + 2 * (3 - 0.5 * 2)) / 2
     >>> float(fastloss.huber_loss(np.array([0.5, 3.0]), np.zeros(2), delta=2.0))
-    1.0625
+    2.0625
     """
     delta = real(delta, "delta")
     if not delta > 0:
