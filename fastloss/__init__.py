@@ -1,6 +1,7 @@
 """fastloss: PyTorch's loss functions on NumPy arrays, on the CPU, fused and fast."""
 from . import functional, losses
-from ._dispatch import Backend, Unsupported, register_backend, show_backends, use_backend
+from ._dispatch import (Backend, BackendNotAvailable, Unsupported, register_backend,
+                        show_backends, use_backend)
 from ._grad import value_and_grad
 from ._registry import LOSSES
 from ._threads import get_num_threads, set_num_threads
