@@ -244,6 +244,6 @@ def argnums_to_positions(spec, argnums):
         if name not in spec.differentiable:
             raise ValueError(f"argnums: {expected}, not in {a!r}")
         if spec.differentiable.index(name) in positions:
-            raise ValueError(f"argnums: {name} is given twice")
+            raise ValueError(f"argnums: {name} is given twice; {expected}")
         positions.append(spec.differentiable.index(name))
     return single, tuple(positions)

@@ -33,7 +33,11 @@ def value_and_grad(loss_fn, argnums=0):
         ``grad_output`` is a scalar for ``reduction="mean"``/``"sum"`` (default 1) and an
         array shaped like the unreduced loss for ``reduction="none"`` (default ones).
         ``out`` is an array (a tuple of arrays, for a tuple ``argnums``) of the gradient's
-        shape and dtype to write into; reusing it across calls saves an allocation.
+        shape and dtype to write into; reusing it across calls saves an allocation. It may
+        share memory with any argument (the gradient is then computed into a temporary and
+        copied), but the arrays of a tuple must not overlap each other (ValueError).
+        Each gradient's dtype is the one its input is computed in: float32 for float32
+        and narrower floats (float16, bfloat16, float8), float64 for float64.
 
     Examples
     --------
