@@ -49,6 +49,7 @@ def value_and_grad(loss_fn, argnums=0):
     """
     spec = spec_of(loss_fn)
     single, positions = _engine.argnums_to_positions(spec, argnums)
+    params = spec.parameters   # inspect.signature: once here, not per call
 
     def loss_and_grad(*args, grad_output=None, out=None, backend=None, **kwargs):
         prep = spec.prepare(*args, **kwargs)
@@ -62,8 +63,9 @@ def value_and_grad(loss_fn, argnums=0):
         else:
             outs = tuple(out)
         value, grads = _engine.value_and_grad(prep, positions, grad_output, outs, backend,
-                                              _input_dtypes(spec, positions, args, kwargs,
-                                                            prep.dtype), spec.differentiable)
+                                              _input_dtypes(spec, params, positions, args,
+                                                            kwargs, prep.dtype),
+                                              spec.differentiable)
         return value, (grads[0] if single else tuple(grads))
 
     loss_and_grad.__name__ = f"value_and_grad_{spec.name}"
@@ -71,14 +73,14 @@ def value_and_grad(loss_fn, argnums=0):
     return loss_and_grad
 
 
-def _input_dtypes(spec, positions, args, kwargs, computed):
+def _input_dtypes(spec, names, positions, args, kwargs, computed):
     """The dtype each requested gradient is returned in: the dtype its own input is
     computed in (float32 for float32 and every smaller float, float64 for float64 and
     longdouble; see _validate.compute_dtype), which differs from `computed` when inputs of
     both precisions are mixed (they promote, and torch's autograd returns each gradient in
     its input's dtype); `computed` for an input without a dtype (a list, a number). None
-    when no gradient differs from `computed` (the common case)."""
-    names = spec.parameters
+    when no gradient differs from `computed` (the common case). `names` is
+    spec.parameters, looked up once by value_and_grad (it calls inspect.signature)."""
     dtypes = []
     for p in positions:
         i = names.index(spec.differentiable[p])

@@ -118,7 +118,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
         raise ValueError(f"label_smoothing: expected a value in [0, 1], got {eps}")
     ignore_index = integer(ignore_index, "ignore_index")
     t_np = to_numpy(target, "target")
-    if not is_floating(t_np.dtype):
+    if t_np.dtype.kind in "biu" or not is_floating(t_np.dtype):   # cheap for int targets
         return _class_prepare("ce_class", input, t_np, weight, ignore_index, reduction, (eps,))
 
     check_reduction(reduction)
