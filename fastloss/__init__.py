@@ -2,8 +2,8 @@
 # `import name as name`: these are the package's public names, for type checkers too
 # (under mypy --strict, a plain `from m import name` in a py.typed package is private).
 from . import functional as functional, losses as losses
-from ._dispatch import (Backend as Backend, Unsupported as Unsupported,
-                        register_backend as register_backend, show_backends as show_backends,
+from ._dispatch import (Backend as Backend, BackendNotAvailable as BackendNotAvailable,
+                        Unsupported as Unsupported, register_backend as register_backend, show_backends as show_backends,
                         use_backend as use_backend)
 from ._grad import value_and_grad as value_and_grad
 from ._registry import LOSSES as LOSSES

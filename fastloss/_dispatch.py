@@ -20,6 +20,11 @@ from typing import IO, Iterator
 AUTO = "auto"
 
 
+class BackendNotAvailable(ValueError):
+    """A backend was asked for by name (``backend=``, ``use_backend``, ``FASTLOSS_BACKEND``)
+    but is not available in this install; the message says why and how to get it."""
+
+
 class Unsupported(Exception):
     """Raised by a backend's kernel wrapper for a case it does not handle; the call then
     falls through to the next backend."""
@@ -171,8 +176,10 @@ def _order(kernel_name, choice):
         else:
             chosen = _BACKENDS[choice]
             if not chosen.available:
-                raise RuntimeError(f"backend {choice!r} was asked for but is not available: "
-                                   f"{chosen.error} (see fastloss.show_backends())")
+                raise BackendNotAvailable(
+                    f"backend: {choice!r} was asked for but is not available: "
+                    f"{chosen.error} (see fastloss.show_backends(); backend='auto' runs "
+                    "every loss on the backends that are present)")
             order = [choice] + [b for b in _AUTO_ORDER if b != choice]
         # The reference has every case: nothing after it is ever needed.
         order = tuple(order[:order.index("numpy") + 1]) if "numpy" in order else tuple(order)

@@ -5,8 +5,8 @@ import math
 
 
 from .._registry import loss
-from .._validate import (class_weight, contiguous, float_array, index_array, integer, real,
-                         result_dtype, to_numpy)
+from .._validate import (class_weight, contiguous, float_array, index_array, integer,
+                         is_floating, real, result_dtype, to_numpy)
 from ._common import ClassTargets, Prepared, check_reduction
 from .._typing import ArrayLike
 
@@ -124,7 +124,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
         raise ValueError(f"label_smoothing: expected a value in [0, 1], got {eps}")
     ignore_index = integer(ignore_index, "ignore_index")
     t_np = to_numpy(target, "target")
-    if t_np.dtype.kind not in "fc":
+    if t_np.dtype.kind in "biu" or not is_floating(t_np.dtype):   # cheap for int targets
         return _class_prepare("ce_class", input, t_np, weight, ignore_index, reduction, (eps,))
 
     check_reduction(reduction)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._registry import loss
 from .._validate import (broadcast_shape, class_weight, contiguous, float_array, index_array,
-                         real, result_dtype, to_numpy)
+                         is_floating, real, result_dtype, to_numpy)
 from ._common import ClassTargets, Prepared, _broadcasts_to, check_reduction, pointwise
 from .._typing import ArrayLike
 
@@ -298,7 +298,9 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike,
         raise ValueError("input: expected an array of shape (..., C), got a 0-d array")
     t_np = to_numpy(target, "target")
     y = float_array(t_np, "target", dtype=None if t_np.dtype.kind == "f" else x.dtype)
-    w = None if weight is None else float_array(weight, "weight")
+    w = None if weight is None else to_numpy(weight, "weight")
+    w = None if w is None else float_array(w, "weight", dtype=None if is_floating(w.dtype)
+                                           else x.dtype)
     named = [("target", y)] + ([("weight", w)] if w is not None else [])
     for name, a in named:
         if not _broadcasts_to(a.shape, x.shape):
