@@ -1,0 +1,150 @@
+"""The run time around the kernels: forking while other threads run kernels, where
+Numba's cache lives, version and public names, and thread limits through threadpoolctl.
+
+Tests that change process-wide state (threads, fork, environment variables read at
+import) run their code in a fresh interpreter."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastloss
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastloss.__file__)))
+
+
+def run_python(code, env=None, timeout=300, cwd=None):
+    """Run `code` in a fresh interpreter that imports fastloss from this checkout."""
+    full_env = dict(os.environ if env is None else env)
+    full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+# ---------------------------------------------------------------- fork while threads run kernels
+_FORK_STRESS = r"""
+import os, sys, threading, time, warnings
+import numpy as np, numba, fastloss
+warnings.simplefilter("ignore", DeprecationWarning)   # 3.12+: fork() with threads running
+from fastloss._numba import _common
+
+N_FORKS, PER_CHILD = {n_forks}, {per_child}
+x = np.linspace(-2, 2, 40_000, dtype=np.float32)       # above PARALLEL_MIN: parallel driver
+y = np.zeros_like(x)
+def kernel():
+    return float(fastloss.mse_loss(x, y, backend="numba"))
+expected = kernel()                                    # the main thread starts the pool
+if numba.threading_layer() != "tbb":
+    print("SKIP: threading layer", numba.threading_layer()); sys.exit(0)
+
+stop = threading.Event()
+def loop():
+    while not stop.is_set():
+        assert kernel() == expected
+busy = threading.Thread(target=loop, daemon=True)
+busy.start()
+time.sleep(0.05)
+
+hung = wrong = parallel_children = 0
+for i in range(N_FORKS):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                       # the child: one parallel-sized call
+        os.close(r)
+        ok = kernel() == expected
+        os.write(w, b"%d%d" % (ok, _common.STATE.parallel))
+        os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + PER_CHILD
+    while True:                                        # a hang is also possible inside fork()
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.002)
+    if not done:
+        os.kill(pid, 9); os.waitpid(pid, 0); hung += 1
+    else:
+        got = os.read(r, 2)
+        wrong += got[:1] != b"1"
+        parallel_children += got[1:2] == b"1"
+    os.close(r)
+stop.set(); busy.join()
+print("RESULT", hung, wrong, parallel_children, flush=True)
+"""
+
+
+def _fork_stress(n_forks, per_child=10.0):
+    out = run_python(_FORK_STRESS.format(n_forks=n_forks, per_child=per_child), timeout=600)
+    if out.stdout.startswith("SKIP"):
+        pytest.skip(out.stdout.strip())
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
+    assert out.returncode == 0 and lines, out.stdout[-2000:] + out.stderr[-2000:]
+    hung, wrong, parallel_children = map(int, lines[0].split()[1:])
+    return hung, wrong, parallel_children, out
+
+
+def test_fork_while_another_thread_runs_parallel_kernels():
+    """Numba's TBB pool cannot shut down for a fork once a second live thread has used it
+    (it prints "Unable to join threads ..."), and a child then deadlocks now and then
+    inside fork() itself. fastloss lets only the thread that started the pool run
+    parallel drivers, so TBB always shuts down cleanly and every child works, keeping
+    its parallel kernels."""
+    hung, wrong, parallel_children, out = _fork_stress(120)
+    assert hung == 0, f"{hung} of 120 forked children hung"
+    assert wrong == 0, f"{wrong} children computed a different value"
+    assert "Unable to join threads" not in out.stdout + out.stderr
+    assert parallel_children == 120
+
+
+_FORK_FROM_THREAD = r"""
+import os, sys, threading, time
+import numpy as np, numba, fastloss
+from fastloss._numba import _common
+x = np.linspace(-2, 2, 40_000, dtype=np.float32); y = np.zeros_like(x)
+expected = float(fastloss.mse_loss(x, y, backend="numba"))     # the main thread owns the pool
+if numba.threading_layer() != "tbb":
+    print("SKIP: threading layer", numba.threading_layer()); sys.exit(0)
+result = {{}}
+def fork_here():
+    pid = os.fork()
+    if pid == 0:
+        ok = float(fastloss.mse_loss(x, y, backend="numba")) == expected
+        os._exit(0 if ok and not _common.STATE.parallel else 3)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            result["status"] = status; return
+        time.sleep(0.005)
+    os.kill(pid, 9); os.waitpid(pid, 0); result["status"] = "hung"
+t = threading.Thread(target=fork_here); t.start(); t.join()
+print("STATUS", result["status"])
+"""
+
+
+def test_fork_from_another_thread_runs_serial_drivers_in_the_child():
+    """A fork from a thread that did not start the pool: TBB does not restart the pool in
+    the child, which must then use the serial drivers (and get the same value)."""
+    out = run_python(_FORK_FROM_THREAD.format(), timeout=300)
+    if out.stdout.startswith("SKIP"):
+        pytest.skip(out.stdout.strip())
+    assert "STATUS 0" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_other_threads_get_the_same_bits_while_the_owner_lives():
+    """Threads other than the pool's owner run the serial drivers: the same blocks in the
+    same order, so the same bits as the owner's parallel call."""
+    import threading
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4000, 100)).astype(np.float32)
+    t = rng.integers(0, 100, 4000)
+    vg = fastloss.value_and_grad(fastloss.cross_entropy)
+    v0, g0 = vg(x, t, backend="numba")
+    got = []
+    th = threading.Thread(target=lambda: got.append(vg(x, t, backend="numba")))
+    th.start()
+    th.join()
+    assert got[0][0].tobytes() == v0.tobytes() and got[0][1].tobytes() == g0.tobytes()
