@@ -148,3 +148,93 @@ def test_other_threads_get_the_same_bits_while_the_owner_lives():
     th.start()
     th.join()
     assert got[0][0].tobytes() == v0.tobytes() and got[0][1].tobytes() == g0.tobytes()
+
+
+# ---------------------------------------------------------------- where Numba's cache goes
+_CACHE_PROBE = r"""
+import json, os, sys, numpy as np
+import numba
+from fastloss import _numba_cache
+from fastloss._numba import _common
+_common.sum_partials(np.zeros(3))          # a tiny cache=True kernel of fastloss's: compiled, saved
+user = {user!r}
+if user:                                   # someone else's cached function: not ours to move
+    sys.path.insert(0, os.path.dirname(user))
+    import user_kernels
+    user_kernels.twice(2.0)
+print(json.dumps({{"cache_dir": _numba_cache.cache_dir(),
+                  "locator": _common.sum_partials._cache._cache_path,
+                  "package": os.path.dirname(os.path.abspath(_numba_cache.__file__))}}))
+"""
+
+
+def _probe_cache(tmp_path, user_module=False, **env):
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("FASTLOSS_CACHE_DIR", "NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    base["HOME"] = str(tmp_path / "home")
+    base.update(env)
+    user = ""
+    if user_module:
+        src = tmp_path / "user" / "user_kernels.py"
+        src.parent.mkdir()
+        src.write_text("import numba\n@numba.njit(cache=True)\ndef twice(x):\n    return 2 * x\n")
+        user = str(src)
+    out = run_python(_CACHE_PROBE.format(user=user), env=base, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr[-3000:]
+    import json
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _cache_files(root):
+    return sorted(p.name for p in root.rglob("*") if p.suffix in (".nbi", ".nbc"))
+
+
+def test_numba_cache_goes_to_the_per_user_cache_directory(tmp_path):
+    """Not next to the source (site-packages for an install): under XDG_CACHE_HOME, one
+    directory per Numba version; a user's own cached functions stay where Numba puts them."""
+    import numba
+    got = _probe_cache(tmp_path, user_module=True, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    expected = tmp_path / "xdg" / "fastloss" / f"numba-{numba.__version__}"
+    assert got["cache_dir"] == str(expected)
+    assert got["locator"].startswith(str(expected) + os.sep)
+    assert any(n.startswith("_common.sum_partials") for n in _cache_files(expected))
+    assert _cache_files(tmp_path / "user" / "__pycache__"), "the user's function was moved"
+    assert not any("user_kernels" in n for n in _cache_files(expected))
+
+
+def test_numba_cache_default_is_dot_cache_and_never_the_package(tmp_path):
+    import numba
+    got = _probe_cache(tmp_path)
+    expected = tmp_path / "home" / ".cache" / "fastloss" / f"numba-{numba.__version__}"
+    assert got["cache_dir"] == str(expected)
+    assert not got["locator"].startswith(got["package"])
+    assert _cache_files(expected)
+
+
+def test_fastloss_cache_dir_overrides_and_numba_cache_dir_is_respected(tmp_path):
+    import numba
+    got = _probe_cache(tmp_path, FASTLOSS_CACHE_DIR=str(tmp_path / "mine"),
+                       NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    assert got["cache_dir"] == str(tmp_path / "mine" / f"numba-{numba.__version__}")
+    assert _cache_files(tmp_path / "mine") and not (tmp_path / "numba").exists()
+    got = _probe_cache(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    assert got["cache_dir"] is None                      # Numba's own locator handles it
+    assert got["locator"].startswith(str(tmp_path / "numba") + os.sep)
+    assert _cache_files(tmp_path / "numba")
+
+
+def test_unwritable_cache_directory_falls_back_to_a_private_temporary_one(tmp_path):
+    """A cache directory that cannot be created (here: below a regular file, which even
+    root cannot write into) must not break the kernels."""
+    import tempfile
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    got = _probe_cache(tmp_path, FASTLOSS_CACHE_DIR=str(blocker / "cache"), TMPDIR=str(tmp))
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    private = tmp / f"fastloss-{uid}"
+    assert got["cache_dir"].startswith(str(private) + os.sep)
+    assert oct(private.stat().st_mode & 0o777) == oct(0o700)
+    assert _cache_files(private)
+    assert tempfile.gettempdir() != str(tmp)             # the test did not change ours
