@@ -12,3 +12,7 @@ __all__ = [*functional.__all__, *losses.__all__,
            "value_and_grad", "use_backend", "show_backends", "register_backend", "Backend",
            "Unsupported", "get_num_threads", "set_num_threads", "LOSSES",
            "functional", "losses"]
+
+from . import _threadpoolctl  # noqa: E402
+
+_threadpoolctl.install()   # threadpoolctl.threadpool_limits(n) limits fastloss too

@@ -238,3 +238,66 @@ def test_unwritable_cache_directory_falls_back_to_a_private_temporary_one(tmp_pa
     assert oct(private.stat().st_mode & 0o777) == oct(0o700)
     assert _cache_files(private)
     assert tempfile.gettempdir() != str(tmp)             # the test did not change ours
+
+
+# ---------------------------------------------------------------- threadpoolctl
+_TPC = r"""
+import json, os, sys
+import numpy as np
+first, second = {order!r}
+__import__(first); __import__(second)
+import fastloss, numba, threadpoolctl
+mine = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "fastloss"]
+x = np.linspace(-3, 3, 400_000, dtype=np.float32).reshape(4000, 100)
+t = np.arange(4000) % 100
+before = fastloss.get_num_threads()
+with threadpoolctl.threadpool_limits(1):
+    inside = fastloss.get_num_threads()
+    value = float(fastloss.cross_entropy(x, t, backend="numba"))   # parallel-sized
+    numba_inside = numba.get_num_threads()
+    c_inside = None
+    if "fastloss._cffi" in sys.modules:
+        c_inside = sys.modules["fastloss._cffi"].lib.fl_get_num_threads()
+with threadpoolctl.threadpool_limits(limits=1, user_api="fastloss"):
+    by_api = fastloss.get_num_threads()
+after = fastloss.get_num_threads()
+print(json.dumps(dict(mine=mine, before=before, inside=inside, numba_inside=numba_inside,
+                      c_inside=c_inside, by_api=by_api, after=after, value=value)))
+"""
+
+
+@pytest.mark.parametrize("order", [("fastloss", "threadpoolctl"), ("threadpoolctl", "fastloss")])
+@pytest.mark.parametrize("no_c", [False, True], ids=["with-c", "no-c"])
+def test_threadpool_limits_limits_fastloss(order, no_c):
+    """threadpoolctl (optional) lists fastloss's pool and its limit is fastloss's thread
+    count, whichever is imported first, with or without the C backend."""
+    pytest.importorskip("threadpoolctl")
+    import json
+    env = dict(os.environ, FASTLOSS_NUM_THREADS="2")
+    if no_c:
+        env["FASTLOSS_NO_C"] = "1"
+    else:
+        env.pop("FASTLOSS_NO_C", None)
+    out = run_python(_TPC.format(order=order), env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(got["mine"]) == 1, got["mine"]
+    info = got["mine"][0]
+    assert info["user_api"] == "fastloss" and info["num_threads"] == 2
+    assert info["version"] == fastloss.__version__
+    with_c = not no_c and "c" in _available_backends()
+    assert info["prefix"] == ("_fastloss_c" if with_c else "_helperlib")
+    assert got["before"] == 2 and got["inside"] == 1 and got["after"] == 2
+    assert got["numba_inside"] == 1
+    assert got["c_inside"] == (1 if with_c else None)
+    assert got["by_api"] == 1
+
+
+def _available_backends():
+    from fastloss._dispatch import _BACKENDS
+    return {name for name, b in _BACKENDS.items() if b.available}
+
+
+def test_import_fastloss_does_not_import_threadpoolctl():
+    out = run_python("import sys, fastloss; print('threadpoolctl' in sys.modules)")
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-2000:]
