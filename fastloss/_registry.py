@@ -16,6 +16,8 @@ class LossSpec:
     prepare: object           # same arguments -> _engine.Prepared
     differentiable: tuple     # names of the arguments it has a gradient for, in order
     kernels: tuple = field(default=())   # kernel base names it may dispatch to
+    extensions: tuple = field(default=())  # keyword-only arguments that are fastloss's own
+                                           #   (not torch's): z_loss, softcap, exact_grad
 
     @property
     def parameters(self):
@@ -25,10 +27,11 @@ class LossSpec:
 LOSSES = {}
 
 
-def loss(class_name, differentiable=("input",), kernels=()):
+def loss(class_name, differentiable=("input",), kernels=(), extensions=()):
     """Turn `prepare(...) -> Prepared` into the public loss function and register it.
 
     The public function has prepare's signature plus a keyword-only ``backend=None``.
+    `extensions` names the keyword-only arguments that torch's function does not have.
     """
     def decorate(prepare):
         name = prepare.__name__
@@ -42,7 +45,7 @@ def loss(class_name, differentiable=("input",), kernels=()):
             *sig.parameters.values(),
             inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None)])
         LOSSES[name] = LossSpec(name, class_name, public, prepare, tuple(differentiable),
-                                tuple(kernels))
+                                tuple(kernels), tuple(extensions))
         return public
     return decorate
 

@@ -9,6 +9,7 @@ constructor to pin the backend for that object.
 """
 from . import functional as F
 from ._grad import value_and_grad as _value_and_grad
+from .functional.distance import PairwiseDistance
 
 __all__ = [
     "L1Loss",
@@ -30,6 +31,9 @@ __all__ = [
     "MultiLabelSoftMarginLoss",
     "CosineEmbeddingLoss",
     "TripletMarginLoss",
+    "CTCLoss",
+    "TripletMarginWithDistanceLoss",
+    "PairwiseDistance",
 ]
 
 
@@ -195,3 +199,21 @@ class TripletMarginLoss(_Loss):
     def __init__(self, margin=1.0, p=2.0, eps=1e-6, swap=False, *, reduction="mean",
                  backend=None):
         super().__init__(backend, margin=margin, p=p, eps=eps, swap=swap, reduction=reduction)
+
+
+class CTCLoss(_Loss):
+    function = F.ctc_loss
+
+    def __init__(self, blank=0, reduction="mean", zero_infinity=False, *, exact_grad=False,
+                 backend=None):
+        super().__init__(backend, blank=blank, reduction=reduction,
+                         zero_infinity=zero_infinity, exact_grad=exact_grad)
+
+
+class TripletMarginWithDistanceLoss(_Loss):
+    function = F.triplet_margin_with_distance_loss
+
+    def __init__(self, *, distance_function=None, margin=1.0, swap=False, reduction="mean",
+                 backend=None):
+        super().__init__(backend, distance_function=distance_function, margin=margin,
+                         swap=swap, reduction=reduction)
