@@ -121,6 +121,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     if x.ndim not in (2, 3):
         raise ValueError(f"log_probs: expected shape (T, N, C) or unbatched (T, C), "
                          f"got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"log_probs: must not be empty (as in torch), got shape {x.shape}")
     batched = x.ndim == 3
     T, C = x.shape[0], x.shape[-1]
     n = x.shape[1] if batched else 1
