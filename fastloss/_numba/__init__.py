@@ -24,3 +24,4 @@ from .sequence import *  # noqa: E402,F401,F403
 # A user's distance function is Python called on whole arrays: nothing to compile, so the
 # reference's kernels serve this backend too (and calls do not fall through a backend).
 from .._reference.distance import triplet_distance_fwd, triplet_distance_vg  # noqa: E402,F401
+from .linear import *  # noqa: E402,F401,F403
