@@ -70,9 +70,16 @@ def ext_items(z, target, w, probs, ignore_index, eps, z_loss, cap):
     return items, dz
 
 
-def _grad_into(gx, cf, dz):
+def _scaled(cf, dz):
+    """cf_i * dz for each item, exactly 0 where dz is (an ignored item: its row stays 0
+    when cf is NaN, the mean over no counted target, as torch's)."""
     n, _, d = dz.shape
-    gx[...] = (cf * np.ones(n * d)).reshape(n, 1, d) * dz
+    with np.errstate(invalid="ignore"):
+        return np.where(dz == 0, 0.0, (cf * np.ones(n * d)).reshape(n, 1, d) * dz)
+
+
+def _grad_into(gx, cf, dz):
+    gx[...] = _scaled(cf, dz)
 
 
 def ce_ext_class_fwd(x, t, w, ignore_index, eps, z_loss, cap, loss_out):
@@ -107,7 +114,7 @@ def _linear_vg(x, wf, b, target, w, probs, c, d, ignore_index, eps, z_loss, cap,
     items, dz = ext_items(_logits(x, wf, b, c, d), target, w, probs, ignore_index, eps,
                           z_loss, cap)
     n = x.shape[0]
-    g = ((coef(gscale, gvec) * np.ones(n * d)).reshape(n, 1, d) * dz).reshape(n, c * d)
+    g = _scaled(coef(gscale, gvec), dz).reshape(n, c * d)
     gx[...] = g @ f64(wf)
     gw[...] = g.T @ f64(x)
     if gb.size:
