@@ -196,7 +196,8 @@ def test_a_loss_without_generator_is_an_error(monkeypatch, capsys):
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_generated_data_fits_the_loss(loss):
     gen = data.generator_for(loss)
-    shape = (6, 5) if gen.kind != "elementwise" else (30,)
+    shape = {"elementwise": (30,), "sequence": (9, 2, 5, 3), "linear": (6, 4, 5)}.get(
+        gen.kind, (6, 5))
     args, kwargs = gen.build(shape, "float32")
     again, _ = gen.build(shape, "float32")
     for a, b in zip(args, again):          # seeded: every worker sees the same data
