@@ -24,6 +24,8 @@ class LossSpec:
     prepare: object           # same arguments -> _engine.Prepared
     differentiable: tuple     # names of the arguments it has a gradient for, in order
     kernels: tuple = field(default=())   # kernel base names it may dispatch to
+    extensions: tuple = field(default=())  # keyword-only arguments that are fastloss's own
+                                           #   (not torch's): z_loss, softcap, exact_grad
 
     @property
     def parameters(self):
@@ -35,7 +37,7 @@ LOSSES: dict[str, LossSpec] = {}
 
 
 def loss(class_name: str, differentiable: Sequence[str] = ("input",),
-         kernels: Sequence[str] = ()
+         kernels: Sequence[str] = (), extensions: Sequence[str] = ()
          ) -> Callable[[Callable[P, _engine.Prepared]], Callable[P, NDArray[Any]]]:
     """Turn `prepare(...) -> Prepared` into the public loss function and register it.
 
@@ -45,6 +47,7 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
     prepare's annotated parameters ``P`` and a result of ``numpy.ndarray``. (A prepare
     that does not declare ``backend`` still gets it in the runtime signature, but type
     checkers then reject ``backend=``: tests/test_typing.py fails until it is declared.)
+    `extensions` names the keyword-only arguments that torch's function does not have.
     """
     def decorate(prepare: Callable[P, _engine.Prepared]) -> Callable[P, NDArray[Any]]:
         name = prepare.__name__
@@ -64,7 +67,7 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
             parameters=params, return_annotation=np.ndarray)
         public.__annotations__ = {**prepare.__annotations__, "return": np.ndarray}
         LOSSES[name] = LossSpec(name, class_name, public, prepare, tuple(differentiable),
-                                tuple(kernels))
+                                tuple(kernels), tuple(extensions))
         return cast("Callable[P, NDArray[Any]]", public)
     return decorate
 

@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import functional as F
 from ._grad import value_and_grad as _value_and_grad
 from ._typing import Argnum
+from .functional.distance import PairwiseDistance
 
 __all__ = [
     "L1Loss",
@@ -37,6 +38,10 @@ __all__ = [
     "MultiLabelSoftMarginLoss",
     "CosineEmbeddingLoss",
     "TripletMarginLoss",
+    "CTCLoss",
+    "TripletMarginWithDistanceLoss",
+    "PairwiseDistance",
+    "LinearCrossEntropyLoss",
 ]
 
 
@@ -236,3 +241,53 @@ class TripletMarginLoss(_Loss):
                  swap: bool = False, *, reduction: str = "mean",
                  backend: str | None = None) -> None:
         super().__init__(backend, margin=margin, p=p, eps=eps, swap=swap, reduction=reduction)
+
+
+class CTCLoss(_Loss):
+    function = F.ctc_loss
+
+    def __init__(self, blank=0, reduction="mean", zero_infinity=False, *, exact_grad=False,
+                 backend=None):
+        super().__init__(backend, blank=blank, reduction=reduction,
+                         zero_infinity=zero_infinity, exact_grad=exact_grad)
+
+
+class TripletMarginWithDistanceLoss(_Loss):
+    function = F.triplet_margin_with_distance_loss
+
+    def __init__(self, *, distance_function=None, margin=1.0, swap=False, reduction="mean",
+                 backend=None):
+        super().__init__(backend, distance_function=distance_function, margin=margin,
+                         swap=swap, reduction=reduction)
+
+
+class LinearCrossEntropyLoss(_Loss):
+    """torch's ``LinearCrossEntropyLoss`` without parameters of its own: fastloss holds
+    no weights, so the linear layer's weight (and bias) are given at each call,
+    ``criterion(input, linear_weight, target, linear_bias=None)``, instead of
+    ``in_features``/``num_classes``/``out_features``/``bias``/``device``/``dtype`` at
+    construction. The other arguments are torch's (and fastloss's ``z_loss``,
+    ``softcap``, ``chunk_size``); see :func:`fastloss.linear_cross_entropy`."""
+    function = F.linear_cross_entropy
+
+    def __init__(self, *, reduction="mean", weight=None, ignore_index=None,
+                 label_smoothing=0.0, options=None, z_loss=0.0, softcap=None, chunk_size=None,
+                 backend=None):
+        super().__init__(backend, reduction=reduction, weight=weight,
+                         ignore_index=ignore_index, label_smoothing=label_smoothing,
+                         options=options, z_loss=z_loss, softcap=softcap,
+                         chunk_size=chunk_size)
+
+    def __call__(self, input, linear_weight, target, linear_bias=None):
+        return F.linear_cross_entropy(input, linear_weight, target, linear_bias=linear_bias,
+                                      backend=self.backend, **self.hyper_parameters)
+
+    forward = __call__
+
+    def value_and_grad(self, input, linear_weight, target, linear_bias=None, *, argnums=0,
+                       grad_output=None, out=None):
+        """(loss, gradient) in one pass; see :func:`fastloss.value_and_grad`."""
+        fn = _value_and_grad(F.linear_cross_entropy, argnums)
+        return fn(input, linear_weight, target, linear_bias=linear_bias,
+                  grad_output=grad_output, out=out, backend=self.backend,
+                  **self.hyper_parameters)

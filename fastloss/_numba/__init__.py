@@ -26,3 +26,8 @@ THREADING_LAYER = configure_threading()
 from .classification import *  # noqa: E402,F401,F403
 from .elementwise import *  # noqa: E402,F401,F403
 from .rows import *  # noqa: E402,F401,F403
+from .sequence import *  # noqa: E402,F401,F403
+# A user's distance function is Python called on whole arrays: nothing to compile, so the
+# reference's kernels serve this backend too (and calls do not fall through a backend).
+from .._reference.distance import triplet_distance_fwd, triplet_distance_vg  # noqa: E402,F401
+from .linear import *  # noqa: E402,F401,F403

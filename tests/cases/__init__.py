@@ -21,6 +21,8 @@ class Case:
     fd: bool = True            # include in the finite-difference check (smooth at the point)
     rtol32: float = 2e-5       # float32 tolerance against torch
     rtol64: float = 1e-9       # float64 tolerance against torch
+    fd_kwargs: tuple = ()      # fastloss-only keywords for the finite-difference check
+                               #   (ctc_loss: exact_grad=True, the true derivative)
 
     def build(self, dtype):
         rng = np.random.default_rng(zlib.crc32(f"{self.loss}/{self.id}".encode()))
@@ -47,7 +49,10 @@ def rows(loss, table, **common):
     out = []
     for case_id, item in table.items():
         make, opts = (item if isinstance(item, tuple) else (item, {}))
-        out.append(Case(loss, case_id, make, **{**common, **opts}))
+        opts = {**common, **opts}
+        if isinstance(opts.get("fd_kwargs"), dict):
+            opts["fd_kwargs"] = tuple(sorted(opts["fd_kwargs"].items()))
+        out.append(Case(loss, case_id, make, **opts))
     return out
 
 
