@@ -246,8 +246,8 @@ class TripletMarginLoss(_Loss):
 class CTCLoss(_Loss):
     function = F.ctc_loss
 
-    def __init__(self, blank=0, reduction="mean", zero_infinity=False, *, exact_grad=False,
-                 backend=None):
+    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False,
+                 *, exact_grad: bool = False, backend: str | None = None) -> None:
         super().__init__(backend, blank=blank, reduction=reduction,
                          zero_infinity=zero_infinity, exact_grad=exact_grad)
 
@@ -255,8 +255,11 @@ class CTCLoss(_Loss):
 class TripletMarginWithDistanceLoss(_Loss):
     function = F.triplet_margin_with_distance_loss
 
-    def __init__(self, *, distance_function=None, margin=1.0, swap=False, reduction="mean",
-                 backend=None):
+    def __init__(self, *,
+                 distance_function: Callable[[NDArray[Any], NDArray[Any]], ArrayLike]
+                 | None = None,
+                 margin: float = 1.0, swap: bool = False, reduction: str = "mean",
+                 backend: str | None = None) -> None:
         super().__init__(backend, distance_function=distance_function, margin=margin,
                          swap=swap, reduction=reduction)
 
@@ -270,24 +273,32 @@ class LinearCrossEntropyLoss(_Loss):
     ``softcap``, ``chunk_size``); see :func:`fastloss.linear_cross_entropy`."""
     function = F.linear_cross_entropy
 
-    def __init__(self, *, reduction="mean", weight=None, ignore_index=None,
-                 label_smoothing=0.0, options=None, z_loss=0.0, softcap=None, chunk_size=None,
-                 backend=None):
+    def __init__(self, *, reduction: str = "mean", weight: ArrayLike | None = None,
+                 ignore_index: int | None = None, label_smoothing: float = 0.0,
+                 options: dict[str, Any] | None = None, z_loss: float = 0.0,
+                 softcap: float | None = None, chunk_size: int | None = None,
+                 backend: str | None = None) -> None:
         super().__init__(backend, reduction=reduction, weight=weight,
                          ignore_index=ignore_index, label_smoothing=label_smoothing,
                          options=options, z_loss=z_loss, softcap=softcap,
                          chunk_size=chunk_size)
 
-    def __call__(self, input, linear_weight, target, linear_bias=None):
+    def __call__(self, input: ArrayLike, linear_weight: ArrayLike,  # type: ignore[override]
+                 target: ArrayLike, linear_bias: ArrayLike | None = None) -> NDArray[Any]:
         return F.linear_cross_entropy(input, linear_weight, target, linear_bias=linear_bias,
                                       backend=self.backend, **self.hyper_parameters)
 
-    forward = __call__
+    forward = __call__  # type: ignore[assignment]
 
-    def value_and_grad(self, input, linear_weight, target, linear_bias=None, *, argnums=0,
-                       grad_output=None, out=None):
+    def value_and_grad(self, input: ArrayLike, linear_weight: ArrayLike,  # type: ignore[override]
+                       target: ArrayLike, linear_bias: ArrayLike | None = None, *,
+                       argnums: Argnum | tuple[Argnum, ...] = 0,
+                       grad_output: ArrayLike | None = None,
+                       out: NDArray[Any] | Sequence[NDArray[Any]] | None = None
+                       ) -> tuple[NDArray[Any], NDArray[Any] | tuple[NDArray[Any], ...]]:
         """(loss, gradient) in one pass; see :func:`fastloss.value_and_grad`."""
         fn = _value_and_grad(F.linear_cross_entropy, argnums)
-        return fn(input, linear_weight, target, linear_bias=linear_bias,
-                  grad_output=grad_output, out=out, backend=self.backend,
+        return fn(input, linear_weight, target, linear_bias=linear_bias,  # type: ignore[arg-type]
+                  grad_output=grad_output, out=out,  # type: ignore[arg-type]
+                  backend=self.backend,
                   **self.hyper_parameters)

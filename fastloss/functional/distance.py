@@ -1,9 +1,13 @@
 """The triplet loss with a distance function, and the pairwise distance it defaults to."""
+from __future__ import annotations
 import functools
+from typing import Any, Callable
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._registry import loss
+from .._typing import ArrayLike
 from .._validate import boolean, contiguous, float_array, real, result_dtype
 from ._common import Prepared, check_reduction
 from .embedding import triplet_margin_loss
@@ -82,8 +86,11 @@ def fused_distance(fn):
 
 @loss("TripletMarginWithDistanceLoss", differentiable=("anchor", "positive", "negative"),
       kernels=("triplet_margin", "triplet_distance"))
-def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
-                                      margin=1.0, swap=False, reduction="mean"):
+def triplet_margin_with_distance_loss(
+        anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, *,
+        distance_function: Callable[[NDArray[Any], NDArray[Any]], ArrayLike] | None = None,
+        margin: float = 1.0, swap: bool = False, reduction: str = "mean",
+        backend: str | None = None) -> Prepared:
     r"""Triplet margin loss with a distance function :math:`d`:
 
     .. math:: \ell_i = \max(0, \Delta + d(a_i, p_i) - d(a_i, n_i))
@@ -143,7 +150,8 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
                          f"{ndims[2]}D inputs")
     fused = fused_distance(distance_function)
     if fused is not None:
-        return triplet_margin_loss.__wrapped__(*[a for _, a in named], margin=margin, p=fused[0],
+        return triplet_margin_loss.__wrapped__(  # type: ignore[attr-defined]
+            *[a for _, a in named], margin=margin, p=fused[0],
                                                eps=fused[1], swap=swap, reduction=reduction)
     if not callable(distance_function):
         raise TypeError(f"distance_function: expected a callable or None, got "

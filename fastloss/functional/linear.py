@@ -1,10 +1,13 @@
 """Linear cross-entropy (the logits x @ W.T + b never materialised), and the
 cross-entropy extensions z_loss and softcap shared with ``cross_entropy``."""
+from __future__ import annotations
 import math
+from typing import Any
 
 import numpy as np
 
 from .._registry import loss
+from .._typing import ArrayLike
 from .._validate import (class_weight, contiguous, float_array, index_array, integer, real,
                          result_dtype, to_numpy)
 from ._common import ClassTargets, Prepared, check_reduction
@@ -45,9 +48,13 @@ def ce_extended(x, t, weight, ignore_index, reduction, eps, z_loss, cap, layout,
 @loss("LinearCrossEntropyLoss", differentiable=("input", "linear_weight", "linear_bias"),
       kernels=("linear_ce_class", "linear_ce_prob"),
       extensions=("z_loss", "softcap", "chunk_size"))
-def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None,
-                         reduction="mean", ignore_index=None, label_smoothing=0.0,
-                         options=None, z_loss=0.0, softcap=None, chunk_size=None):
+def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = None,
+                         weight: ArrayLike | None = None, reduction: str = "mean",
+                         ignore_index: int | None = None, label_smoothing: float = 0.0,
+                         options: dict[str, Any] | None = None, z_loss: float = 0.0,
+                         softcap: float | None = None, chunk_size: int | None = None,
+                         backend: str | None = None) -> Prepared:
     r"""Cross-entropy of the logits :math:`z = x W^\top + b`, without materialising them.
 
     The same result as ``cross_entropy(input @ W.T + b, target, ...)`` (for a weight of
@@ -137,7 +144,8 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     wf = contiguous(wt, dtype).reshape(c * d, wt.shape[-1])
     bf = contiguous(b, dtype).reshape(-1)
     w = class_weight(weight, c, dtype)
-    wrt = ((0, x.shape, x.shape), (1, wt.shape, wt.shape), (3, b.shape, b.shape))
+    wrt = ((0, x.shape, x.shape), (1, wt.shape, wt.shape),
+           (3, b.shape, b.shape))  # type: ignore[attr-defined]
     item_shape = (*batch, *out_features)
     if probs:
         if t_np.dtype.kind != "f":
@@ -160,7 +168,8 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     t = contiguous(t).reshape(-1)
     return Prepared("linear_ce_class", (xs, wf, t, bf, w),
                     (c, d, ignore_index, eps, z_loss, cap, chunk), dtype, item_shape,
-                    reduction, None, wrt, ClassTargets("target", t, w, c, ignore_index))
+                    reduction, None, wrt,  # type: ignore[arg-type]  # None: the counted weight
+                    ClassTargets("target", t, w, c, ignore_index))
 
 
 def _chunk_rows(chunk_size, options):

@@ -1,7 +1,10 @@
 """Sequence losses: connectionist temporal classification (CTC)."""
+from __future__ import annotations
+
 import numpy as np
 
 from .._registry import loss
+from .._typing import ArrayLike
 from .._validate import boolean, contiguous, float_array, integer, to_numpy
 from ._common import Prepared, check_reduction
 
@@ -57,8 +60,10 @@ def _padded_targets(t, tl, n, batched):
 
 
 @loss("CTCLoss", differentiable=("log_probs",), kernels=("ctc",), extensions=("exact_grad",))
-def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
-             zero_infinity=False, *, exact_grad=False):
+def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
+             target_lengths: ArrayLike, blank: int = 0, reduction: str = "mean",
+             zero_infinity: bool = False, *, exact_grad: bool = False,
+             backend: str | None = None) -> Prepared:
     r"""Connectionist temporal classification loss: the negative log-likelihood of the
     target sequence summed over all its alignments with the input.
 
