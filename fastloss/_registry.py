@@ -17,8 +17,9 @@ class LossSpec:
     differentiable: tuple     # names of the arguments it has a gradient for, in order
     kernels: tuple = field(default=())   # kernel base names it may dispatch to
 
-    @property
+    @functools.cached_property
     def parameters(self):
+        # cached: value_and_grad reads it on every call, and inspect.signature costs ~50 us
         return tuple(inspect.signature(self.prepare).parameters)
 
 
