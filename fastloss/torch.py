@@ -61,7 +61,7 @@ import typing
 import numpy as np
 
 from . import losses as _losses
-from . import _engine
+from . import _bridge, _engine
 from ._registry import LOSSES
 
 torch = _torch
@@ -78,10 +78,7 @@ EXCLUDED = {
         "fastloss.torch.triplet_margin_loss for the default distance)",
 }
 
-# Target gradients provided beyond the registry's differentiable arguments: these losses
-# depend on input - target only, so d/dtarget = -d/dinput (target of input's shape).
-_NEGATED = {"l1_loss": ("target", "input"), "mse_loss": ("target", "input"),
-            "smooth_l1_loss": ("target", "input"), "huber_loss": ("target", "input")}
+_NEGATED = _bridge.NEGATED
 
 _HALF = (torch.float16, torch.bfloat16)
 _NP_OF = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16,
@@ -265,15 +262,11 @@ class _Bridge:
         """(shape, dtype) of the loss: fastloss's own validation run on zero-filled NumPy
         arrays of the same shapes (calloc'd: no memory is touched for a contiguous one)."""
         reduction = args[self.params.index("reduction")]
-        dummies = []
-        for a in args:
-            if isinstance(a, Tensor):
-                dummies.append(np.zeros(tuple(int(s) for s in a.shape), _NP_OF[a.dtype]))
-            else:
-                dummies.append(a)
+        values = {n: _bridge.array_spec(a.shape, _NP_OF[a.dtype]) if isinstance(a, Tensor)
+                  else a for n, a in zip(self.params, args)}
         half = _half_result(args)
         try:
-            prep = self.spec.prepare(**dict(zip(self.params, dummies)))
+            item_shape, dtype = _bridge.layout(self.spec, values)
         except Exception:
             # validation that needs the data (e.g. lengths that must add up): the reduced
             # loss is still a scalar of the promoted floating dtype
@@ -287,8 +280,8 @@ class _Bridge:
             for d in floats[1:]:
                 dtype = torch.promote_types(dtype, d)
             return (), (half or (torch.float32 if dtype in _HALF else dtype))
-        shape = prep.item_shape if reduction == "none" else ()
-        return shape, (half or _TORCH_OF[np.dtype(prep.dtype)])
+        shape = item_shape if reduction == "none" else ()
+        return shape, (half or _TORCH_OF[dtype])
 
 
 # --------------------------------------------------------------------------- operators
@@ -364,6 +357,8 @@ def _register(bridge):
         inputs = [s if o is None and s is not None else o
                   for s, o in zip(saved, ctx.others)]
         needs = ctx.needs_input_grad
+        if len(needs) > len(inputs):   # called by the vg op: its first input is wrt
+            needs = needs[1:]
         wrt = [bool(needs[i]) for i in bridge.diff_index]
         out = [None] * len(inputs)
         if any(wrt):
@@ -377,17 +372,27 @@ def _register(bridge):
 
     value_op.register_autograd(value_backward, setup_context=value_setup)
 
-    # value-and-gradient op: the backward scales the saved gradients
+    # value-and-gradient op: the backward scales the saved gradients (for a reduced
+    # loss; with reduction="none" it is the value op's backward, kept correct for opcheck
+    # and direct callers though the public functions never take it)
+    red_index = bridge.params.index("reduction")
+
     def vg_setup(ctx, inputs, output):
-        wrt = inputs[0]
-        ctx.wrt = list(wrt)
-        ctx.save_for_backward(*output[1:])
+        ctx.wrt = list(inputs[0])
+        ctx.none = inputs[1 + red_index] == "none"
+        if ctx.none:
+            value_setup(ctx, inputs[1:], output[0])
+        else:
+            ctx.save_for_backward(*output[1:])
         # the inputs, for _guard_twice (setup_context runs under no_grad: keep them all)
         ctx.deps = [] if torch.compiler.is_compiling() else \
             [a for a in inputs[1:] if isinstance(a, Tensor) and a.requires_grad]
 
     def vg_backward(ctx, out_grads):
         g = out_grads[0]
+        if ctx.none:
+            inputs = value_backward(ctx, g)
+            return (None, *inputs)
         saved = list(ctx.saved_tensors)
         grads = [g * s for s in saved]
         grads = _guard_twice(bridge, grads, [g, *ctx.deps])
@@ -448,36 +453,6 @@ def _is_fake(t):
     return isinstance(t, torch._subclasses.fake_tensor.FakeTensor)
 
 
-def _binder(sig, name):
-    """A fast `sig.bind(...).arguments` with defaults applied (inspect's costs more than a
-    small loss)."""
-    P = inspect.Parameter
-    positional = [n for n, p in sig.parameters.items()
-                  if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
-    defaults = {n: p.default for n, p in sig.parameters.items() if p.default is not P.empty}
-    names = set(sig.parameters)
-    required = [n for n in sig.parameters if n not in defaults]
-    n_pos = len(positional)
-
-    def bind(args, kwargs):
-        if len(args) > n_pos:
-            raise TypeError(f"{name}() takes {n_pos} positional arguments but {len(args)} "
-                            "were given")
-        values = dict(defaults)
-        values.update(zip(positional, args))
-        for k in kwargs:
-            if k not in names:
-                raise TypeError(f"{name}() got an unexpected keyword argument {k!r}")
-            if k in positional[:len(args)]:
-                raise TypeError(f"{name}() got multiple values for argument {k!r}")
-        values.update(kwargs)
-        if len(values) != len(names):
-            missing = [n for n in required if n not in values]
-            raise TypeError(f"{name}() missing required argument(s): {', '.join(missing)}")
-        return values
-    return bind
-
-
 def _make_function(bridge, ops):
     value_op, vg_op, _ = ops
     spec = bridge.spec
@@ -485,7 +460,7 @@ def _make_function(bridge, ops):
     tensor_params = bridge.tensor_params
     first = bridge.params[0]
 
-    bind = _binder(sig, spec.name)
+    bind = _bridge.binder(sig, spec.name)
 
     def fn(*args, **kwargs):
         values = bind(args, kwargs)
