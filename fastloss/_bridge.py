@@ -56,3 +56,19 @@ def layout(spec, values):
 def array_spec(shape, dtype):
     """The placeholder `layout` takes for an array argument."""
     return ("__array__", (tuple(int(s) for s in shape), dtype))
+
+
+def negated_derivable(input_shape, target_shape):
+    """Whether d/dtarget = -d/dinput can be summed from the input's gradient: when the
+    target broadcasts to input's shape (the input itself is not enlarged)."""
+    try:
+        return np.broadcast_shapes(tuple(input_shape), tuple(target_shape)) == tuple(input_shape)
+    except ValueError:
+        return False
+
+
+def negated_grad(grad_input, target_shape):
+    """-grad_input summed over the axes the target was broadcast along."""
+    from ._engine import _sum_to
+    g = np.negative(grad_input)
+    return _sum_to(g, tuple(target_shape), g.shape).reshape(tuple(target_shape))

@@ -19,11 +19,16 @@ value-and-gradient:
 
 Differentiable arguments are those of ``fastloss.LOSSES[name].differentiable``, plus
 ``target`` for ``l1_loss``, ``mse_loss``, ``smooth_l1_loss`` and ``huber_loss`` (the
-negated input gradient, when target has input's shape). Every other array argument is
+negated input gradient, when target broadcasts to input's shape). Every other array argument is
 treated as a constant, like ``jax.lax.stop_gradient``: its cotangent is zero. float16
 and bfloat16 are computed in float32 and returned in that dtype when the floating
 arguments promote to it. Arguments that are not arrays (``reduction``, ``margin``, a
-Python ``var``, ...) are static: each new value traces again.
+Python ``var``, ...) are static: each new value traces again. Outside a trace (plain
+eager calls on arrays) the loss is computed directly, with fastloss's own exceptions.
+
+Inside ``jax.jit`` the callback runs on XLA's CPU threads, which flush subnormal floats
+to zero (so does NumPy there): a subnormal input is read as 0, e.g. a probability of
+1e-44 in ``binary_cross_entropy`` gives the clamped loss 100 rather than 99.0.
 """
 try:
     import jax
@@ -133,8 +138,11 @@ class _Loss:
         out_dtype = jax.dtypes.canonicalize_dtype(half if half is not None else dtype)
         value_struct = jax.ShapeDtypeStruct(item_shape if reduction == "none" else (),
                                             out_dtype)
+        shape_of = {n: sh for n, (sh, _) in zip(names, shapes)}
         wrt = [n for n in self.diff if n in names
-               and jnp.issubdtype(shapes[names.index(n)][1], jnp.floating)]
+               and jnp.issubdtype(shapes[names.index(n)][1], jnp.floating)
+               and (n not in derived or derived[n] in names and _bridge.negated_derivable(
+                   shape_of[derived[n]], shape_of[n]))]
         base = []
         for n in wrt:
             src = derived.get(n, n)
@@ -157,7 +165,8 @@ class _Loss:
             go = None if go is None else np.asarray(go)
             value, grads = _engine.value_and_grad(prep, positions, go, None, backend)
             by_name = dict(zip(base, grads))
-            out = [np.asarray(by_name[n] if n not in derived else -by_name[derived[n]],
+            out = [np.asarray(by_name[n] if n not in derived else
+                              _bridge.negated_grad(by_name[derived[n]], s.shape),
                               dtype=s.dtype) for n, s in zip(wrt, grad_structs)]
             return np.asarray(value, dtype=out_dtype), out
 

@@ -37,7 +37,8 @@ Rules:
   non-contiguous and channels-last tensors work.
 - Gradients: for every argument fastloss differentiates (``LOSSES[name].differentiable``),
   and for ``target`` of ``l1_loss``, ``mse_loss``, ``smooth_l1_loss`` and ``huber_loss``
-  (the negated input gradient, when target has input's shape). Any other tensor that
+  (the negated input gradient, summed over broadcast axes, when target broadcasts to
+  input's shape). Any other tensor that
   requires grad (a float target torch would differentiate, a weight) raises
   ``ValueError`` instead of silently getting no gradient. Double backward
   (``create_graph=True`` followed by a second differentiation) raises ``RuntimeError``.
@@ -244,8 +245,8 @@ class _Bridge:
         out = []
         for n in names:
             src = self.derived.get(n)
-            g = by_name[n] if src is None else np.negative(by_name[src])
             t = args[self.params.index(n)]
+            g = by_name[n] if src is None else _bridge.negated_grad(by_name[src], t.shape)
             out.append(torch.from_numpy(g).to(t.dtype))
         return _value_tensor(value, args), out
 
@@ -524,11 +525,12 @@ def _check_requires_grad(bridge, values):
     src = bridge.derived
     for name, base in src.items():
         v, b = values[name], values[base]
-        if isinstance(v, Tensor) and v.requires_grad and tuple(v.shape) != tuple(b.shape):
+        if (isinstance(v, Tensor) and v.requires_grad
+                and not _bridge.negated_derivable(b.shape, v.shape)):
             raise ValueError(
                 f"{bridge.name}: the gradient with respect to {name} is provided when "
-                f"{name} has {base}'s shape {tuple(b.shape)}, got {tuple(v.shape)}; "
-                f"detach it or expand it to {base}'s shape")
+                f"{name} broadcasts to {base}'s shape {tuple(b.shape)}, got "
+                f"{tuple(v.shape)}; detach it or expand {base}")
 
 
 def _make_module(bridge, fn):

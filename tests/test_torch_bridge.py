@@ -118,6 +118,11 @@ def test_target_gradient_is_the_negated_input_gradient(name, path):
         getattr(F, name)(x2, y2, reduction=reduction).sum().backward()
         torch.testing.assert_close(y.grad, y2.grad)
         x.grad = y.grad = None
+    # a broadcast target: the negated gradient summed over the broadcast axis
+    yb = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.autograd.gradcheck(lambda b: getattr(ft, name)(x.detach(), b), (yb,))
     # only the target requires grad: still provided
     x0 = x.detach()
     getattr(ft, name)(x0, y).backward()
@@ -135,9 +140,9 @@ def test_a_target_that_requires_grad_raises_where_it_is_not_provided(path):
         ft.cross_entropy(x, torch.tensor([0, 1, 2, 0]), w)
     with pytest.raises(ValueError, match="target requires grad"):
         ft.kl_div(x, p)
-    # broadcast target: the negated gradient would have the wrong shape
-    with pytest.raises(ValueError, match="target has input's shape"):
-        ft.mse_loss(x, torch.zeros(3, requires_grad=True))
+    # an input enlarged by the target's broadcast: the target gradient is not derivable
+    with pytest.raises(ValueError, match="target broadcasts to input's shape"):
+        ft.mse_loss(torch.zeros(3, requires_grad=True), torch.zeros(4, 3, requires_grad=True))
     # without grad mode nothing is differentiated, so nothing raises
     with torch.no_grad():
         ft.cross_entropy(x, p)
