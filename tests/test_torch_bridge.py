@@ -92,6 +92,10 @@ def test_gradcheck_float64(case, reduction, path):
     if reduction not in case.reductions:
         pytest.skip("reduction not in the case")
     args, kwargs = case.build(np.float64)
+    # gradcheck needs float64 throughout: a mixed-dtype case is checked in float64 too
+    up = lambda a: a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" \
+        else a   # noqa: E731
+    args, kwargs = [up(a) for a in args], {k: up(v) for k, v in kwargs.items()}
     kwargs = {**kwargs, "reduction": reduction}
     wrt = diff_args(case.loss, args, kwargs)
     targs, tkw = _tensors(case.loss, args, kwargs, wrt)
@@ -387,3 +391,29 @@ def test_warnings_from_fastloss_reach_the_caller():
         warnings.simplefilter("always")
         ft.kl_div(torch.randn(3, 2), torch.rand(3, 2), reduction="mean")
     assert any("batchmean" in str(x.message) for x in w)
+
+
+def test_fastloss_torch_does_not_shadow_torch():
+    """fastloss/torch.py is fastloss.torch: fastloss's own absolute `import torch` lines
+    and its torch-tensor detection still see the real torch."""
+    import fastloss._validate as v
+    assert sys.modules["torch"] is torch and torch.__name__ == "torch"
+    assert fastloss.torch is ft and ft.__name__ == "fastloss.torch"
+    t = torch.arange(6.0).reshape(2, 3)
+    assert np.shares_memory(v.to_numpy(t, "input"), t.numpy())
+    assert float(fastloss.mse_loss(t, t)) == 0.0   # a tensor into the NumPy API still works
+
+
+def test_readme_swap_runs():
+    import os
+    import re
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "README.md")).read()
+    section = readme[readme.index("## Inside PyTorch and JAX"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    model = torch.nn.Linear(4, 3)
+    ns = {"model": model, "x": torch.randn(5, 4), "y": torch.tensor([0, 1, 2, 0, 1])}
+    exec(code, ns)
+    assert model.weight.grad is not None
+    torch.testing.assert_close(ns["loss"], torch.nn.CrossEntropyLoss(label_smoothing=0.1)(
+        model(ns["x"]), ns["y"]))
