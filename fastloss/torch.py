@@ -54,6 +54,7 @@ except ImportError as exc:   # pragma: no cover - exercised without torch instal
                       "(that pin is a CPU build; an unpinned torch pulls a CUDA build)") from exc
 
 import inspect
+import json
 import numbers
 import os
 import types
@@ -151,7 +152,10 @@ def _schema_of(spec):
     The type of each parameter is, in order: torch.nn.functional's annotation of the
     function of the same name (fastloss's names are torch's), the annotation in fastloss's
     own signature, else the type of its default (a parameter without a default is a
-    tensor)."""
+    tensor). A parameter with a default whose type none of these gives (say ``None``, or
+    an annotation a schema cannot express) is a "literal": its value, which must then be
+    a Python literal (None, a number, a string, a list of them), travels to the operators
+    JSON-encoded in one ``str literals`` argument, a constant under torch.compile."""
     torch_fn = getattr(torch.nn.functional, spec.name, None)
     torch_params = inspect.signature(torch_fn).parameters if torch_fn is not None else {}
     own = inspect.signature(spec.prepare).parameters
@@ -166,7 +170,9 @@ def _schema_of(spec):
         else:
             kind = _kind_of_default(own[name].default)
         if kind is None:
-            return f"parameter {name!r} has a type a torch operator cannot take"
+            if own[name].default is inspect.Parameter.empty:
+                return f"parameter {name!r} has a type a torch operator cannot take"
+            kind = "literal"    # passed as JSON in one str argument of the operators
         out.append((name, kind))
     if not any(k.startswith("Tensor") for _, k in out):
         return "it takes no tensor"
@@ -188,6 +194,20 @@ def _to_numpy(t):
     if t.dtype == torch.bfloat16:
         t = t.float()
     return t.numpy()
+
+
+@torch._dynamo.assume_constant_result
+def _encode(pairs):
+    # a constant of the trace: torch.compile calls it once and bakes the string in
+    return json.dumps(dict(pairs))
+
+
+def _jsonable(v):
+    try:
+        json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def _half_result(tensors):
@@ -219,7 +239,34 @@ class _Bridge:
         self.derived = {extra[0]: extra[1]} if extra else {}
         self.diff_index = [self.params.index(n) for n in self.diff]
         self.tensor_params = [n for n in self.params if self.kinds[n].startswith("Tensor")]
+        self.literals = [n for n in self.params if self.kinds[n] == "literal"]
+        self.op_params = [n for n in self.params if self.kinds[n] != "literal"]
+        self.op_diff_index = [self.op_params.index(n) for n in self.diff]
         self.signature = inspect.signature(spec.function)
+
+    def pack(self, full):
+        """The operators' arguments (without backend) from the full parameter tuple."""
+        values = dict(zip(self.params, full))
+        out = [values[n] for n in self.op_params]
+        if self.literals:
+            lit = tuple((n, values[n]) for n in self.literals)
+            try:
+                out.append(_encode(lit))
+            except (TypeError, ValueError):
+                bad = next(n for n in self.literals if not _jsonable(values[n]))
+                raise TypeError(
+                    f"{self.name}: {bad} must be a Python literal (None, a number, a string "
+                    f"or a list of them) to pass through a torch operator, got "
+                    f"{type(values[bad]).__name__}") from None
+        return tuple(out)
+
+    def unpack(self, op_args):
+        if not self.literals:
+            return tuple(op_args)
+        *plain, lit = op_args
+        values = dict(zip(self.op_params, plain))
+        values.update(json.loads(lit))
+        return tuple(values[n] for n in self.params)
 
     # host computations: args is the full tuple of parameter values, tensors inside
     def forward(self, args, backend):
@@ -318,22 +365,23 @@ def _guard_twice(bridge, grads, deps):
 def _register(bridge):
     """Define fastloss::<loss>, <loss>_vg and <loss>_backward with their fake and
     autograd implementations."""
-    sig = ", ".join(f"{_SCHEMA_TYPE[bridge.kinds[n]]} {n}" for n in bridge.params)
-    sig += ", str? backend"
+    sig = ", ".join(f"{_SCHEMA_TYPE[bridge.kinds[n]]} {n}" for n in bridge.op_params)
+    sig += (", str literals" if bridge.literals else "") + ", str? backend"
+    n_op = len(bridge.op_params) + (1 if bridge.literals else 0)   # without backend
     ns = f"fastloss::{bridge.name}"
 
     def value_impl(*args):
         *args, backend = args
-        return bridge.forward(tuple(args), backend)
+        return bridge.forward(bridge.unpack(args), backend)
 
     def vg_impl(wrt, *args):
         *args, backend = args
-        value, grads = bridge.value_and_grads(tuple(args), wrt, backend)
+        value, grads = bridge.value_and_grads(bridge.unpack(args), wrt, backend)
         return [value, *grads]
 
     def backward_impl(grad_output, wrt, *args):
         *args, backend = args
-        return bridge.value_and_grads(tuple(args), wrt, backend, grad_output)[1]
+        return bridge.value_and_grads(bridge.unpack(args), wrt, backend, grad_output)[1]
 
     value_op = torch.library.custom_op(ns, value_impl, mutates_args=(), device_types="cpu",
                                        schema=f"({sig}) -> Tensor")
@@ -343,10 +391,11 @@ def _register(bridge):
                                     device_types="cpu",
                                     schema=f"(Tensor grad_output, bool[] wrt, {sig}) -> Tensor[]")
 
-    value_op.register_fake(lambda *args: bridge.fake_value(args[:-1]))
-    vg_op.register_fake(lambda wrt, *args: [bridge.fake_value(args[:-1]),
-                                            *bridge.fake_grads(args[:-1], wrt)])
-    bw_op.register_fake(lambda go, wrt, *args: bridge.fake_grads(args[:-1], wrt))
+    full = bridge.unpack
+    value_op.register_fake(lambda *args: bridge.fake_value(full(args[:-1])))
+    vg_op.register_fake(lambda wrt, *args: [bridge.fake_value(full(args[:-1])),
+                                            *bridge.fake_grads(full(args[:-1]), wrt)])
+    bw_op.register_fake(lambda go, wrt, *args: bridge.fake_grads(full(args[:-1]), wrt))
 
     # value op: the backward runs the fused kernel with the real grad_output
     def value_setup(ctx, inputs, output):
@@ -360,13 +409,13 @@ def _register(bridge):
         needs = ctx.needs_input_grad
         if len(needs) > len(inputs):   # called by the vg op: its first input is wrt
             needs = needs[1:]
-        wrt = [bool(needs[i]) for i in bridge.diff_index]
+        wrt = [bool(needs[i]) for i in bridge.op_diff_index]
         out = [None] * len(inputs)
         if any(wrt):
             grads = bw_op(grad_output, wrt, *inputs)
             grads = _guard_twice(bridge, list(grads), [grad_output, *saved])
             it = iter(grads)
-            for i, w in zip(bridge.diff_index, wrt):
+            for i, w in zip(bridge.op_diff_index, wrt):
                 if w:
                     out[i] = next(it)
         return tuple(out)
@@ -376,7 +425,7 @@ def _register(bridge):
     # value-and-gradient op: the backward scales the saved gradients (for a reduced
     # loss; with reduction="none" it is the value op's backward, kept correct for opcheck
     # and direct callers though the public functions never take it)
-    red_index = bridge.params.index("reduction")
+    red_index = bridge.op_params.index("reduction")
 
     def vg_setup(ctx, inputs, output):
         ctx.wrt = list(inputs[0])
@@ -397,9 +446,9 @@ def _register(bridge):
         saved = list(ctx.saved_tensors)
         grads = [g * s for s in saved]
         grads = _guard_twice(bridge, grads, [g, *ctx.deps])
-        result = [None] * (1 + len(bridge.params) + 1)
+        result = [None] * (1 + n_op + 1)
         it = iter(grads)
-        for i, w in zip(bridge.diff_index, ctx.wrt):
+        for i, w in zip(bridge.op_diff_index, ctx.wrt):
             if w:
                 result[1 + i] = next(it)
         return tuple(result)
@@ -499,11 +548,12 @@ def _make_function(bridge, ops):
                 return _Eager.apply(bridge, backend, *call)
             return bridge.forward(call, backend)
         reduction = values["reduction"]
+        op_args = bridge.pack(call)
         if needs and reduction != "none":
             wrt = [isinstance(values[n], Tensor) and values[n].requires_grad
                    for n in bridge.diff]
-            return vg_op(wrt, *call, backend)[0]
-        return value_op(*call, backend)
+            return vg_op(wrt, *op_args, backend)[0]
+        return value_op(*op_args, backend)
 
     fn.__name__ = fn.__qualname__ = spec.name
     fn.__signature__ = sig
@@ -583,20 +633,29 @@ def _bridge_of(name):
     return _BRIDGES[name]
 
 
+def _bridge_loss(spec):
+    """(bridge, ops, function, module class) for one registry row, or the reason it cannot
+    be bridged."""
+    schema = _schema_of(spec)
+    if isinstance(schema, str):
+        return schema
+    bridge = _Bridge(spec, schema)
+    ops = _register(bridge)
+    fn = _make_function(bridge, ops)
+    return bridge, ops, fn, _make_module(bridge, fn)
+
+
 def _build():
     for name, spec in LOSSES.items():
         if name in EXCLUDED:
             continue
-        schema = _schema_of(spec)
-        if isinstance(schema, str):
-            UNSUPPORTED[name] = schema
+        made = _bridge_loss(spec)
+        if isinstance(made, str):
+            UNSUPPORTED[name] = made
             continue
-        bridge = _BRIDGES[name] = _Bridge(spec, schema)
-        ops = OPS[name] = _register(bridge)
-        fn = BRIDGED[name] = _make_function(bridge, ops)
-        globals()[name] = fn
+        _BRIDGES[name], OPS[name], fn, cls = made
+        BRIDGED[name] = globals()[name] = fn
         __all__.append(name)
-        cls = _make_module(bridge, fn)
         if cls is not None:
             globals()[cls.__name__] = cls
             __all__.append(cls.__name__)

@@ -356,14 +356,13 @@ def test_opcheck(name):
         call = [c.requires_grad_(p in wrt) if isinstance(c, torch.Tensor) else c
                 for p, c in zip(bridge_params, call)]
         flags = [p in wrt for p in ft._bridge_of(name).diff]
-        torch.library.opcheck(getattr(ops, name), (*call, None))
-        torch.library.opcheck(getattr(ops, name + "_vg"), (flags, *call, None))
-        value = getattr(ops, name)(*[c.detach() if isinstance(c, torch.Tensor) else c
-                                     for c in call], None)
-        go = torch.ones_like(value)
+        pack = ft._bridge_of(name).pack
+        torch.library.opcheck(getattr(ops, name), (*pack(call), None))
+        torch.library.opcheck(getattr(ops, name + "_vg"), (flags, *pack(call), None))
+        plain = pack([c.detach() if isinstance(c, torch.Tensor) else c for c in call])
+        value = getattr(ops, name)(*plain, None)
         torch.library.opcheck(getattr(ops, name + "_backward"),
-                              (go, flags, *[c.detach() if isinstance(c, torch.Tensor) else c
-                                            for c in call], None))
+                              (torch.ones_like(value), flags, *plain, None))
 
 
 def test_import_fastloss_imports_neither_torch_nor_jax():
@@ -417,3 +416,64 @@ def test_readme_swap_runs():
     assert model.weight.grad is not None
     torch.testing.assert_close(ns["loss"], torch.nn.CrossEntropyLoss(label_smoothing=0.1)(
         model(ns["x"]), ns["y"]))
+
+
+def _synthetic_spec(name, extra_annotation=None):
+    """A registry row the real registry does not hold: mse_loss with one more keyword of
+    a type a schema cannot express (as a new loss may have)."""
+    import inspect
+    from fastloss import _engine
+    from fastloss._registry import LossSpec
+    from fastloss.functional.regression import mse_loss
+
+    def prepare(input, target, *, reduction="mean", scale=None):
+        prep = LOSSES["mse_loss"].prepare(input, target, reduction=reduction)
+        if scale is not None:   # a list, only to prove it arrives intact
+            assert scale == [1, 2], scale
+        return prep
+
+    def public(*args, backend=None, **kwargs):
+        return _engine.forward(prepare(*args, **kwargs), backend)
+    sig = inspect.signature(prepare)
+    public.__signature__ = sig.replace(parameters=[*sig.parameters.values(), inspect.Parameter(
+        "backend", inspect.Parameter.KEYWORD_ONLY, default=None)])
+    public.__name__ = name
+    assert mse_loss
+    return LossSpec(name, "Synthetic", public, prepare, ("input",), ())
+
+
+def test_a_parameter_of_unknown_type_travels_as_a_literal():
+    made = ft._bridge_loss(_synthetic_spec("bridge_test_literal"))
+    bridge, ops, fn, _ = made
+    assert bridge.literals == ["scale"]
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(4, 3, dtype=torch.float64)
+    for use in (False, True):
+        previous = ft.use_ops(use)
+        try:
+            torch.testing.assert_close(fn(x, y, scale=[1, 2]), F.mse_loss(x, y))
+            assert torch.autograd.gradcheck(lambda a: fn(a, y, scale=[1, 2]), (x,))
+            with pytest.raises(TypeError, match="scale must be a Python literal"):
+                fn(x, y, scale=object()) if use else bridge.pack((x, y, "mean", object()))
+        finally:
+            ft.use_ops(previous)
+    torch._dynamo.reset()
+    out = torch.compile(lambda a: fn(a, y, scale=[1, 2]), fullgraph=True,
+                        backend="aot_eager")(x)
+    torch.testing.assert_close(out, F.mse_loss(x, y))
+
+
+def test_a_required_argument_of_unknown_type_is_reported_not_bridged():
+    spec = _synthetic_spec("bridge_test_unsupported")
+    import inspect
+    sig = inspect.signature(spec.prepare)
+    p = list(sig.parameters.values())
+
+    def prepare(input, target, fn_arg, *, reduction="mean", scale=None):
+        raise AssertionError
+    prepare.__annotations__["fn_arg"] = "Callable[[Tensor], Tensor]"
+    from fastloss._registry import LossSpec
+    bad = LossSpec("bridge_test_unsupported", "X", spec.function, prepare, ("input",), ())
+    reason = ft._bridge_loss(bad)
+    assert isinstance(reason, str) and "fn_arg" in reason
+    assert p
