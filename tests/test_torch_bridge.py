@@ -477,3 +477,16 @@ def test_a_required_argument_of_unknown_type_is_reported_not_bridged():
     reason = ft._bridge_loss(bad)
     assert isinstance(reason, str) and "fn_arg" in reason
     assert p
+
+
+def test_retain_graph_second_backward_and_grad_output_scaling(path):
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, 4, (6,))
+    loss = ft.cross_entropy(x, t, label_smoothing=0.1)
+    loss.backward(retain_graph=True)
+    first = x.grad.clone()
+    loss.backward(torch.tensor(2.5, dtype=torch.float64))   # the saved gradient was handed over
+    x2 = x.detach().clone().requires_grad_()
+    F.cross_entropy(x2, t, label_smoothing=0.1).backward()
+    torch.testing.assert_close(first, x2.grad)
+    torch.testing.assert_close(x.grad, 3.5 * x2.grad)
