@@ -86,9 +86,10 @@ def _ce_row_sumexp_store(xr, m, er):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _ce_row_grad_scale(gr, amul, bsub, w):
-    """gr_j = amul * gr_j - bsub * w_j (w empty: bsub), gr holding exp(x_j - m)."""
-    if w.shape[0] == 0:
+def _ce_row_grad_scale(gr, amul, bsub, w, use_w):
+    """gr_j = amul * gr_j - bsub * w_j (w empty or not use_w: bsub), gr holding
+    exp(x_j - m)."""
+    if w.shape[0] == 0 or not use_w:
         for j in range(gr.shape[0]):
             gr[j] = amul * gr[j] - bsub
     else:
@@ -159,9 +160,9 @@ def _ce_row_wnlogp(xr, c, w, m, ls):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _ce_row_grad(xr, c, m, lsd, amul, bsub, w, gr):
+def _ce_row_grad(xr, c, m, lsd, amul, bsub, w, use_w, gr):
     """gx_j = amul * softmax_j - bsub * w_j (w empty: bsub), softmax_j = exp(x_j - m - ls)."""
-    if w.shape[0] == 0:
+    if w.shape[0] == 0 or not use_w:
         for j in range(c):
             gr[j] = amul * fexpm((xr[j] - m) - lsd) - bsub
     else:
@@ -200,13 +201,13 @@ def _ce_class_item(xr, xn, c, ti, w, eps, wsum, ci, gr, want_grad):
     if want_grad:
         amul = ci * ((1.0 - eps) * wt + eps / c * wsum)
         bsub = fcast(m, ci * eps / c)
-        if eps == 0.0:
-            # no w_j term (it is 0 * w_j, NaN down the column of a NaN or infinite weight)
-            w = w[:0]
+        # no w_j term without smoothing: it is 0 * w_j, NaN down the column of a NaN or
+        # infinite weight
+        use_w = eps > 0.0
         if store:
-            _ce_row_grad_scale(gr, fcast(m, amul / sd), bsub, w)
+            _ce_row_grad_scale(gr, fcast(m, amul / sd), bsub, w, use_w)
         else:
-            _ce_row_grad(xr, c, m, fcast(m, ls), fcast(m, amul), bsub, w, gr)
+            _ce_row_grad(xr, c, m, fcast(m, ls), fcast(m, amul), bsub, w, use_w, gr)
         gr[ti] -= fcast(m, ci * (1.0 - eps) * wt)
     return loss
 
