@@ -44,6 +44,30 @@ def mixed(make, which):
     return m
 
 
+def nonfinite(make, put, key="weight", unused=False):
+    """`make` with entries of its `key` argument (flat positions -> value, `put`) set to
+    NaN or +-inf. With `unused`, class-index targets (the second argument) that name one
+    of those positions are moved to the next class, so that no item uses a poisoned weight
+    (a weight that no target uses must not reach any result).
+
+    Such cases are never in the finite-difference check (a NaN or infinite loss)."""
+    def m(dtype, rng):
+        args, kwargs = make(dtype, rng)
+        w = np.array(kwargs[key], copy=True)
+        flat = w.reshape(-1)
+        for pos, value in put.items():
+            flat[pos] = value
+        kwargs = {**kwargs, key: w}
+        if unused:
+            t = np.array(args[1], copy=True)
+            for pos in put:
+                t = np.where(t == pos, (pos + 1) % flat.size, t)
+            assert not np.isin(t, list(put)).any()
+            args = (args[0], t, *args[2:])
+        return args, kwargs
+    return m, {"fd": False}
+
+
 def rows(loss, table, **common):
     """[Case] from {id: make} (or {id: (make, {Case options})})."""
     out = []
