@@ -46,6 +46,13 @@ def test_jit_grad_match_fastloss_on_arrays(case, reduction):
 
     def f(arrs):
         return jfn(**arrs, **others, backend="numpy")
+    if (reduction == "none" and case.loss == "ctc_loss" and np.ndim(bound["targets"]) == 1
+            and np.ndim(bound["log_probs"]) == 3):
+        # documented limit: concatenated targets are only checked against the lengths'
+        # values, which a tracer does not have, so the unreduced shape is not inferred
+        with pytest.raises(NotImplementedError, match="reduction='none' cannot be inferred"):
+            jax.jit(f)({n: jnp.asarray(v) for n, v in arrays.items()})
+        return
     got = jax.jit(f)({n: jnp.asarray(v) for n, v in arrays.items()})
     np.testing.assert_allclose(np.asarray(got), expected.astype(got.dtype), rtol=1e-6,
                                atol=1e-6, equal_nan=True)
