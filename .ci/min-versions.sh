@@ -50,5 +50,4 @@ cd "$work"
 # without torch) and the runtime checks (threading layer, fork, cache): enough to catch a
 # floor that aborts or miscomputes, in a few minutes (the whole suite runs in the main job).
 FASTLOSS_CACHE_DIR="$work/numba-cache" "$py" -m pytest -q -p no:cacheprovider \
-    "$root/tests/test_backends.py" "$root/tests/test_golden.py" "$root/tests/test_numba.py" \
-    "$root/tests/test_runtime.py" "$root/tests/test_c_backend.py"
+    "$root/tests/test_backends.py" "$root/tests/test_golden.py" "$root/tests/test_runtime.py"
