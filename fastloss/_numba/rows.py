@@ -71,9 +71,11 @@ def _multi_margin_row(x, i, ti, wy, p, margin, cf, gx, want_grad):
                 if j != ti:
                     gs += gx[i, j]
         gx[i, ti] = -gs
-    if not math.isfinite(wy):
+    if not math.isfinite(wy) or acc != acc:
         # w_y times each counted term, as torch forms it: no counted term gives 0, where
-        # w_y times the row's sum would be 0 * w_y (NaN)
+        # w_y times the row's sum would be 0 * w_y (NaN); and the target's own term is
+        # never counted, where adding it and taking it back out gives inf - inf (NaN)
+        # for an infinite margin
         loss = 0.0
         for j in range(c):
             z = base + x[i, j]
