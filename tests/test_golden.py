@@ -1,5 +1,7 @@
-"""The NumPy reference against torch's results frozen in tests/golden (made by
-make_golden.py): the oracle check that runs without torch.
+"""The NumPy reference against its oracle's results frozen in tests/golden (made by
+make_golden.py): torch's for a loss with a torch twin, the float64 reference's for a loss
+torch lacks (the registry's `oracle` says which); the oracle check that runs without
+torch.
 
 fastloss runs on the inputs stored in the fixture, the very ones torch saw, so the check
 does not depend on this machine's NumPy math (exp/log differ in the last bit between CPUs);
@@ -11,7 +13,8 @@ import pytest
 
 from conftest import case_params
 from helpers import assert_close, run_fastloss, tolerance
-from make_golden import HERE, INPUT_RTOL, input_key, key, unpack_inputs
+from make_golden import (HERE, INPUT_RTOL, input_key, key, oracle_name, stored_oracle,
+                         unpack_inputs)
 
 _files = {}
 
@@ -50,6 +53,9 @@ def assert_same_inputs(fresh, stored):
 def test_reference_matches_golden(case, dtype, reduction):
     data = golden(case.loss)
     assert data is not None, f"no fixture for {case.loss}: run python tests/make_golden.py"
+    assert stored_oracle(data) == oracle_name(case.loss), \
+        (f"the fixture of {case.loss} was made from {stored_oracle(data)}, its registry "
+         f"oracle is {oracle_name(case.loss)}: run python tests/make_golden.py {case.loss}")
     k = key(case, dtype, reduction)
     assert f"{k}|value" in data, f"fixture lacks {case.loss} {k}: run python tests/make_golden.py"
     stored = unpack_inputs(data, input_key(case, dtype))
@@ -63,3 +69,13 @@ def test_reference_matches_golden(case, dtype, reduction):
     assert_close(value, data[f"{k}|value"], rtol, "value")
     for arg, g in grads.items():
         assert_close(g, data[f"{k}|grad|{arg}"], rtol, f"grad of {arg}")
+
+
+def test_every_fixture_is_a_registry_loss():
+    """The other direction: a fixture of a loss the registry lacks is stale. (The test
+    suite's own toy loss, registered by --toy-loss, keeps its fixture here too.)"""
+    import toy_loss
+    from fastloss._registry import LOSSES
+    names = {f[:-len(".npz")] for f in os.listdir(HERE) if f.endswith(".npz")}
+    stale = sorted(names - set(LOSSES) - {toy_loss.NAME})
+    assert not stale, f"fixtures of losses the registry lacks: {stale} (delete them)"
