@@ -79,3 +79,38 @@ def test_every_fixture_is_a_registry_loss():
     names = {f[:-len(".npz")] for f in os.listdir(HERE) if f.endswith(".npz")}
     stale = sorted(names - set(LOSSES) - {toy_loss.NAME})
     assert not stale, f"fixtures of losses the registry lacks: {stale} (delete them)"
+
+
+def test_a_loss_without_a_twin_gets_its_fixture_from_the_float64_reference(monkeypatch):
+    """With its oracle None, mse_loss's fixture is the reference computed in float64 and
+    rounded to each result's dtype (torch is never called), and the torch-made fixture
+    on disk no longer matches the registry."""
+    import dataclasses
+
+    import helpers
+    import make_golden
+    from fastloss._registry import LOSSES
+    spec = LOSSES["mse_loss"]
+    monkeypatch.setitem(LOSSES, "mse_loss", dataclasses.replace(spec, oracle=None))
+    with pytest.raises(ValueError, match="mse_loss has no torch twin"):
+        helpers.run_torch("mse_loss", (), {}, "mean")
+
+    def no_torch(*args, **kwargs):
+        raise AssertionError("torch was asked for a loss without a twin")
+    monkeypatch.setattr(helpers, "run_torch", no_torch)
+    data = make_golden.fixture("mse_loss")
+    assert stored_oracle(data) == make_golden.REFERENCE64 == oracle_name("mse_loss")
+    assert stored_oracle(golden("mse_loss")) != oracle_name("mse_loss")
+    case = next(c for c in make_golden.CASES["mse_loss"] if c.id == "2d")
+    (x, t), _ = case.build(np.float32)
+    for red in ("none", "sum"):
+        stored = data[f"{key(case, np.float32, red)}|value"]
+        d = x.astype(np.float64) - t.astype(np.float64)
+        exact = d * d if red == "none" else np.sum(d * d)
+        assert stored.dtype == np.float32
+        np.testing.assert_allclose(stored, np.float32(exact), rtol=1e-7)
+        grad = data[f"{key(case, np.float32, red)}|grad|input"]
+        go = helpers.grad_output_for(exact.shape, red, np.float32)
+        go = go.astype(np.float64) if isinstance(go, np.ndarray) else go
+        assert grad.dtype == np.float32
+        np.testing.assert_allclose(grad, (2 * d * go).astype(np.float32), rtol=1e-7)

@@ -132,10 +132,10 @@ class TorchImpl(Impl):
         return {}
 
     def build(self, loss, mode, args, kwargs):
-        import torch
         oracle = _oracle(loss)
         if oracle is None:
             raise NotApplicable(f"torch has no {loss} (its registry oracle is None)")
+        import torch
         fn = oracle.resolve()
         targs = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args]
         tkw = {oracle.argument(k): torch.from_numpy(v) if isinstance(v, np.ndarray) else v
