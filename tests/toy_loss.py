@@ -81,7 +81,8 @@ def _numba_kernels():
             c = gscale * np.float64(gvec[i]) if gvec.shape[0] else gscale
             gx[i] = c * math.tanh(d)
             v = item(d)
-            loss_out[i] = v
+            if loss_out.shape[0]:      # length 0: not asked for (a reduced call)
+                loss_out[i] = v
             total += v
         return total
     return fwd, vg
