@@ -123,8 +123,13 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
         public.__signature__ = sig.replace(  # type: ignore[attr-defined]
             parameters=params, return_annotation=np.ndarray)
         public.__annotations__ = {**prepare.__annotations__, "return": np.ndarray}
-        twin = (Oracle(f"torch.nn.functional.{name}", f"torch.nn.{class_name}")
-                if oracle is SAME_AS_TORCH else oracle)
+        twin: Oracle | None
+        if isinstance(oracle, str):
+            if oracle != SAME_AS_TORCH:
+                raise ValueError(f"oracle: expected an Oracle or None, got {oracle!r}")
+            twin = Oracle(f"torch.nn.functional.{name}", f"torch.nn.{class_name}")
+        else:
+            twin = oracle
         LOSSES[name] = LossSpec(name, class_name, public, prepare, tuple(differentiable),
                                 tuple(kernels), tuple(extensions), twin)
         return cast("Callable[P, NDArray[Any]]", public)

@@ -118,7 +118,9 @@ def _kind_of_annotation(annotation):
     for m in _members(annotation):
         if m is type(None) or m in ("None", "NoneType"):
             names.add("None")
-        elif m is Tensor or m in ("Tensor", "torch.Tensor"):
+        # fastloss's own "ArrayLike" (an array argument): what a loss with no torch twin
+        # declares, there being no torch annotation to read
+        elif m is Tensor or m in ("Tensor", "torch.Tensor", "ArrayLike"):
             names.add("Tensor")
         elif m in (float, int, bool, str) or m in ("float", "int", "bool", "str"):
             names.add(m if isinstance(m, str) else m.__name__)
