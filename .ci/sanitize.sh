@@ -39,6 +39,7 @@ export PYTHONPATH="$work"
 # the instrumented module, not an installed one
 "$py" -c "import fastloss._cffi as c, sys; assert c.__file__.startswith('$work'), c.__file__"
 # Numba's LLVM is not built for ASan's allocator: the Numba backend is left out (its
-# kernels never reach C), and the array-layout tests run on the C backend only.
-"$py" -m pytest -q -p no:cacheprovider tests/test_c_backend.py \
+# kernels never reach C), and the array-layout tests and every case against the reference
+# (test_backends.py) run on the C backend only.
+"$py" -m pytest -q -p no:cacheprovider tests/test_c_backend.py tests/test_backends.py \
     "tests/test_memory_layouts.py" -k "not numba and not numpy" "${@:2}"

@@ -4,6 +4,7 @@ nothing else keeps a list of losses."""
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, ParamSpec, Sequence, cast
@@ -17,6 +18,53 @@ P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
+class Oracle:
+    """The torch function (and ``torch.nn`` class) a loss mirrors: what the tests compare
+    it with, the golden fixtures are made from and the benchmark times as its torch peer.
+
+    Names, not objects: torch is only ever a test and benchmark oracle, and
+    ``import fastloss`` must not import it. `arguments` maps fastloss's argument names to
+    torch's where they differ (none do today: fastloss's names are torch's). fastloss's
+    own keyword-only arguments (``LossSpec.extensions``) have no torch counterpart and
+    are never passed to it.
+    """
+    function: str                      # "torch.nn.functional.cross_entropy"
+    class_name: str | None = None      # "torch.nn.CrossEntropyLoss"
+    arguments: tuple = ()              # ((fastloss name, torch name), ...)
+
+    def resolve(self) -> Any:
+        """The torch function itself (imports torch)."""
+        return _resolve(self.function)
+
+    def resolve_class(self) -> Any:
+        """The ``torch.nn`` class (imports torch); None when the loss has none."""
+        return None if self.class_name is None else _resolve(self.class_name)
+
+    def argument(self, name: str) -> str:
+        """torch's name for fastloss's argument `name`."""
+        return dict(self.arguments).get(name, name)
+
+
+def _resolve(dotted: str) -> Any:
+    """``"torch.nn.functional.cross_entropy"`` -> the object: the longest importable
+    module prefix, then attributes."""
+    parts = dotted.split(".")
+    for k in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:k]))
+        except ImportError:
+            continue
+        for attr in parts[k:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"cannot import {dotted!r}")
+
+
+# `oracle=` of @loss when not given: torch's function and class of the loss's own names
+SAME_AS_TORCH = "same as torch"
+
+
+@dataclass(frozen=True)
 class LossSpec:
     name: str                 # the public name, torch's: "cross_entropy"
     class_name: str           # torch's module name: "CrossEntropyLoss"
@@ -26,6 +74,8 @@ class LossSpec:
     kernels: tuple = field(default=())   # kernel base names it may dispatch to
     extensions: tuple = field(default=())  # keyword-only arguments that are fastloss's own
                                            #   (not torch's): z_loss, softcap, exact_grad
+    oracle: Oracle | None = None  # the torch twin; None for a loss torch does not have,
+                                  #   which is checked against the reference instead
 
     @functools.cached_property
     def parameters(self):
@@ -38,7 +88,8 @@ LOSSES: dict[str, LossSpec] = {}
 
 
 def loss(class_name: str, differentiable: Sequence[str] = ("input",),
-         kernels: Sequence[str] = (), extensions: Sequence[str] = ()
+         kernels: Sequence[str] = (), extensions: Sequence[str] = (),
+         oracle: Oracle | str | None = SAME_AS_TORCH
          ) -> Callable[[Callable[P, _engine.Prepared]], Callable[P, NDArray[Any]]]:
     """Turn `prepare(...) -> Prepared` into the public loss function and register it.
 
@@ -49,6 +100,11 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
     that does not declare ``backend`` still gets it in the runtime signature, but type
     checkers then reject ``backend=``: tests/test_typing.py fails until it is declared.)
     `extensions` names the keyword-only arguments that torch's function does not have.
+    `oracle` is the torch twin (an `Oracle`); by default ``torch.nn.functional.<name>``
+    and ``torch.nn.<class_name>``, the loss's own names; None for a loss that torch does
+    not have (focal, z-loss ...): the tests then check it against the NumPy reference
+    (float64 golden fixtures, finite differences, every backend) and the benchmark has
+    no torch peer for it.
     """
     def decorate(prepare: Callable[P, _engine.Prepared]) -> Callable[P, NDArray[Any]]:
         name = prepare.__name__
@@ -67,8 +123,15 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
         public.__signature__ = sig.replace(  # type: ignore[attr-defined]
             parameters=params, return_annotation=np.ndarray)
         public.__annotations__ = {**prepare.__annotations__, "return": np.ndarray}
+        twin: Oracle | None
+        if isinstance(oracle, str):
+            if oracle != SAME_AS_TORCH:
+                raise ValueError(f"oracle: expected an Oracle or None, got {oracle!r}")
+            twin = Oracle(f"torch.nn.functional.{name}", f"torch.nn.{class_name}")
+        else:
+            twin = oracle
         LOSSES[name] = LossSpec(name, class_name, public, prepare, tuple(differentiable),
-                                tuple(kernels), tuple(extensions))
+                                tuple(kernels), tuple(extensions), twin)
         return cast("Callable[P, NDArray[Any]]", public)
     return decorate
 

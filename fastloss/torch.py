@@ -118,7 +118,9 @@ def _kind_of_annotation(annotation):
     for m in _members(annotation):
         if m is type(None) or m in ("None", "NoneType"):
             names.add("None")
-        elif m is Tensor or m in ("Tensor", "torch.Tensor"):
+        # fastloss's own "ArrayLike" (an array argument): what a loss with no torch twin
+        # declares, there being no torch annotation to read
+        elif m is Tensor or m in ("Tensor", "torch.Tensor", "ArrayLike"):
             names.add("Tensor")
         elif m in (float, int, bool, str) or m in ("float", "int", "bool", "str"):
             names.add(m if isinstance(m, str) else m.__name__)
@@ -149,15 +151,17 @@ def _schema_of(spec):
     """[(name, kind)] for the loss's parameters, or a reason string when some parameter
     cannot be expressed in a torch operator's schema.
 
-    The type of each parameter is, in order: torch.nn.functional's annotation of the
-    function of the same name (fastloss's names are torch's), the annotation in fastloss's
+    The type of each parameter is, in order: the annotation in the loss's torch twin (the
+    registry's oracle; none for a loss torch lacks), the annotation in fastloss's
     own signature, else the type of its default (a parameter without a default is a
     tensor). A parameter with a default whose type none of these gives (say ``None``, or
     an annotation a schema cannot express) is a "literal": its value, which must then be
     a Python literal (None, a number, a string, a list of them), travels to the operators
     JSON-encoded in one ``str literals`` argument, a constant under torch.compile."""
-    torch_fn = getattr(torch.nn.functional, spec.name, None)
-    torch_params = inspect.signature(torch_fn).parameters if torch_fn is not None else {}
+    torch_params = {}
+    if spec.oracle is not None:   # torch's parameters, under fastloss's names
+        theirs = inspect.signature(spec.oracle.resolve()).parameters
+        torch_params = {n: theirs.get(spec.oracle.argument(n)) for n in spec.parameters}
     own = inspect.signature(spec.prepare).parameters
     out = []
     for name in spec.parameters:

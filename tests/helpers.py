@@ -1,5 +1,6 @@
-"""What the tests share: running a case on fastloss (any backend) and on torch, and
-comparing results with tolerances that fit the dtype."""
+"""What the tests share: running a case on fastloss (any backend) and on its oracle
+(the torch twin the registry names, or the float64 reference for a loss torch lacks),
+and comparing results with tolerances that fit the dtype."""
 import numpy as np
 
 import fastloss
@@ -7,9 +8,8 @@ from fastloss._registry import LOSSES
 
 try:
     import torch
-    import torch.nn.functional as F
 except ImportError:  # torch is only ever a test oracle
-    torch = F = None
+    torch = None
 
 DTYPES = (np.float32, np.float64)
 
@@ -44,9 +44,20 @@ def run_fastloss(name, args, kwargs, reduction, backend="numpy", grad=True):
     return value, dict(zip(wrt, grads)), np.asarray(v2)
 
 
+def has_twin(name):
+    """Whether the registry names a torch function this loss mirrors."""
+    return LOSSES[name].oracle is not None
+
+
 def run_torch(name, args, kwargs, reduction, grad=True):
-    """(value, {arg: grad}) from torch.nn.functional, same arguments."""
+    """(value, {arg: grad}) from the loss's torch twin (the registry's oracle), same
+    arguments (renamed where the oracle maps them)."""
     spec = LOSSES[name]
+    if spec.oracle is None:
+        raise ValueError(f"{name} has no torch twin (its registry oracle is None)")
+    own = sorted(set(kwargs) & set(spec.extensions))
+    if own:   # fastloss's own keywords: torch has no such argument
+        raise ValueError(f"{name}: {', '.join(own)} cannot be passed to torch")
     wrt = diff_args(name, args, kwargs) if grad else ()
 
     def conv(pname, a):
@@ -59,7 +70,8 @@ def run_torch(name, args, kwargs, reduction, grad=True):
 
     targs = [conv(p, a) for p, a in zip(spec.parameters, args)]
     tkw = {k: conv(k, v) for k, v in kwargs.items()}
-    out = getattr(F, name)(*targs, reduction=reduction, **tkw)
+    out = spec.oracle.resolve()(*targs, reduction=reduction,
+                                **{spec.oracle.argument(k): v for k, v in tkw.items()})
     value = out.detach().numpy()
     grads = {}
     if wrt:
@@ -70,6 +82,38 @@ def run_torch(name, args, kwargs, reduction, grad=True):
             g = named[a].grad
             grads[a] = np.zeros(named[a].shape, value.dtype) if g is None else g.numpy()
     return value, grads
+
+
+def run_reference64(name, args, kwargs, reduction, grad=True):
+    """(value, {arg: grad}) from the NumPy reference computed in float64 (every float
+    argument widened), given back in the dtypes fastloss returns for the arguments as
+    passed: the oracle of a loss that torch does not have. grad_output is the one the
+    other runners use, made in the result's dtype, then widened."""
+    spec = LOSSES[name]
+
+    def up(a):
+        return a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+    kwargs = {**kwargs, "reduction": reduction}
+    wargs, wkw = [up(a) for a in args], {k: up(v) for k, v in kwargs.items()}
+    dtype = np.asarray(spec.function(*args, backend="numpy", **kwargs)).dtype
+    value = np.asarray(spec.function(*wargs, backend="numpy", **wkw))
+    grads = {}
+    wrt = diff_args(name, args, kwargs) if grad else ()
+    if wrt:
+        go = grad_output_for(value.shape, reduction, dtype)
+        go = go.astype(np.float64) if isinstance(go, np.ndarray) else go
+        _, gs = fastloss.value_and_grad(spec.function, argnums=wrt)(
+            *wargs, grad_output=go, backend="numpy", **wkw)
+        bound = dict(zip(spec.parameters, args), **kwargs)
+        grads = {a: g.astype(bound[a].dtype) for a, g in zip(wrt, gs)}
+    return value.astype(dtype), grads
+
+
+def run_oracle(name, args, kwargs, reduction, grad=True):
+    """(value, {arg: grad}) from the loss's oracle: its torch twin, else the float64
+    reference (see run_reference64)."""
+    run = run_torch if has_twin(name) else run_reference64
+    return run(name, args, kwargs, reduction, grad=grad)
 
 
 def tolerance(dtype, case=None):

@@ -1,9 +1,12 @@
-"""Regenerate tests/golden/*.npz from torch: `python tests/make_golden.py [loss ...]` (all
-losses, or only the ones named).
+"""Regenerate tests/golden/*.npz from each loss's oracle: `python tests/make_golden.py
+[--toy-loss] [loss ...]` (all losses, or only the ones named; --toy-loss registers the
+test-only loss of tests/toy_loss.py first).
 
-The fixtures hold torch's value and gradients for every case x dtype x reduction, and the
-case's inputs themselves (once per case x dtype), so that the core checks run where torch
-is not installed. test_golden.py runs fastloss on the stored inputs, so its comparison with
+The oracle is the registry's (`LossSpec.oracle`): the torch twin, or for a loss that torch
+does not have, the NumPy reference computed in float64 (helpers.run_reference64). The
+fixtures hold the oracle's value and gradients for every case x dtype x reduction, the
+name of the oracle that made them (ORACLE_KEY), and the case's inputs themselves (once per
+case x dtype), so that the core checks run where torch is not installed. test_golden.py runs fastloss on the stored inputs, so its comparison with
 torch's stored results is exact in its inputs on any machine; it only checks that freshly
 built inputs still match the stored ones within a tolerance (NumPy's exp/log and friends
 differ in the last bit between CPUs, e.g. AVX-512 vs AVX2 dispatch, so a bitwise digest
@@ -17,9 +20,23 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from cases import CASES  # noqa: E402
-from helpers import run_torch  # noqa: E402
+from helpers import has_twin, run_oracle  # noqa: E402
 
 HERE = os.path.join(os.path.dirname(__file__), "golden")
+
+# Which oracle made a fixture: "torch" or "reference-float64". Fixtures made before the
+# key existed were all made from torch.
+ORACLE_KEY = "__oracle__"
+TORCH, REFERENCE64 = "torch", "reference-float64"
+
+
+def oracle_name(loss):
+    """The oracle a fixture of `loss` must come from, as the registry says today."""
+    return TORCH if has_twin(loss) else REFERENCE64
+
+
+def stored_oracle(data):
+    return str(data[ORACLE_KEY]) if ORACLE_KEY in data else TORCH
 
 # How a freshly built input may differ from the stored one and still count as the same
 # case (last-bit differences of NumPy's SIMD math across CPUs, not a changed case).
@@ -73,30 +90,45 @@ def unpack_inputs(data, prefix):
     return [args[i] for i in range(len(args))], kwargs
 
 
+def fixture(name):
+    """{key: array} of one loss's fixture, computed now from its oracle."""
+    data = {ORACLE_KEY: np.array(oracle_name(name))}
+    for case in CASES[name]:
+        for dtype in (np.float32, np.float64):
+            args, kwargs = case.build(dtype)
+            data.update(pack_inputs(input_key(case, dtype), args, kwargs))
+            for red in case.reductions:
+                value, grads = run_oracle(name, args, kwargs, red, grad=case.grad)
+                k = key(case, dtype, red)
+                data[f"{k}|value"] = value
+                for arg, g in grads.items():
+                    data[f"{k}|grad|{arg}"] = g
+    return data
+
+
 def main(names=()):
     warnings.simplefilter("ignore")
-    import torch
     os.makedirs(HERE, exist_ok=True)
     unknown = set(names) - set(CASES)
     if unknown:
         raise SystemExit(f"no cases for {', '.join(sorted(unknown))}")
-    for name, cases in sorted(CASES.items()):
+    for name in sorted(CASES):
         if names and name not in names:
             continue
-        data = {}
-        for case in cases:
-            for dtype in (np.float32, np.float64):
-                args, kwargs = case.build(dtype)
-                data.update(pack_inputs(input_key(case, dtype), args, kwargs))
-                for red in case.reductions:
-                    value, grads = run_torch(name, args, kwargs, red, grad=case.grad)
-                    k = key(case, dtype, red)
-                    data[f"{k}|value"] = value
-                    for arg, g in grads.items():
-                        data[f"{k}|grad|{arg}"] = g
+        data = fixture(name)
+        if has_twin(name):
+            import torch
+            made_by = f"torch {torch.__version__}"
+        else:
+            made_by = "the NumPy reference in float64"
         np.savez_compressed(os.path.join(HERE, f"{name}.npz"), **data)
-        print(f"{name}: {sum(k.endswith('|value') for k in data)} results (torch {torch.__version__})")
+        print(f"{name}: {sum(k.endswith('|value') for k in data)} results ({made_by})")
 
 
 if __name__ == "__main__":
-    main(tuple(sys.argv[1:]))
+    argv = sys.argv[1:]
+    if "--toy-loss" in argv:
+        argv.remove("--toy-loss")
+        import toy_loss
+        toy_loss.register()
+    main(tuple(argv))

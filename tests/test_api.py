@@ -16,6 +16,8 @@ LEGACY = {"size_average", "reduce"}
 CLASS_OWN_PARAMETERS = {"LinearCrossEntropyLoss": ("in_features", "num_classes",
                                                    "out_features", "bias", "device", "dtype")}
 CASES = list(all_cases())
+# the losses with a torch twin (the registry's oracle): their signatures follow torch's
+TWINS = sorted(name for name, spec in LOSSES.items() if spec.oracle is not None)
 
 
 def test_every_loss_has_cases_a_class_and_is_exported():
@@ -28,32 +30,57 @@ def test_every_loss_has_cases_a_class_and_is_exported():
         assert spec.function.__doc__ and "Examples" in spec.function.__doc__
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+def _torch_names(spec, params):
+    """fastloss's parameter names as torch calls them (the oracle's argument map)."""
+    return [spec.oracle.argument(k) for k in params]
+
+
+@pytest.mark.parametrize("name", TWINS)
 def test_signature_follows_torch(name):
-    F = pytest.importorskip("torch.nn.functional")
+    pytest.importorskip("torch")
     spec = LOSSES[name]
     ours = inspect.signature(spec.function).parameters
-    theirs = {k: v for k, v in inspect.signature(getattr(F, name)).parameters.items()
+    torch_fn = spec.oracle.resolve()
+    theirs = {k: v for k, v in inspect.signature(torch_fn).parameters.items()
               if k not in LEGACY}
-    assert [k for k in ours if k != "backend" and k not in spec.extensions] == list(theirs)
+    own = [k for k in ours if k != "backend" and k not in spec.extensions]
+    assert _torch_names(spec, own) == list(theirs)
     for k in spec.extensions:     # fastloss's own: keyword-only, after torch's arguments
         assert ours[k].kind == inspect.Parameter.KEYWORD_ONLY, k
-    for k, p in theirs.items():
-        assert ours[k].default == p.default, f"{name}({k}=...) default"
+    for k in own:
+        assert ours[k].default == theirs[spec.oracle.argument(k)].default, \
+            f"{name}({k}=...) default"
     # positional arguments keep torch's positions up to its first legacy slot
-    torch_order = list(inspect.signature(getattr(F, name)).parameters)
+    torch_order = list(inspect.signature(torch_fn).parameters)
     positional = [k for k, p in ours.items() if p.kind == p.POSITIONAL_OR_KEYWORD]
-    assert positional == torch_order[:len(positional)]
+    assert _torch_names(spec, positional) == torch_order[:len(positional)]
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", TWINS)
 def test_class_signature_follows_torch(name):
-    nn = pytest.importorskip("torch.nn")
+    pytest.importorskip("torch")
     spec = LOSSES[name]
     ours = inspect.signature(getattr(fastloss, spec.class_name).__init__).parameters
-    theirs = [k for k in inspect.signature(getattr(nn, spec.class_name).__init__).parameters
+    theirs = [k for k in inspect.signature(spec.oracle.resolve_class().__init__).parameters
               if k not in LEGACY and k not in CLASS_OWN_PARAMETERS.get(spec.class_name, ())]
-    assert [k for k in ours if k != "backend" and k not in spec.extensions] == theirs
+    own = [k for k in ours if k != "backend" and k not in spec.extensions]
+    assert _torch_names(spec, own) == theirs
+
+
+def test_oracle_names_are_resolved_lazily():
+    """The registry names its torch twins without importing torch (fastloss never needs
+    it); resolving a name imports it then."""
+    import subprocess
+    import sys
+    code = ("import sys, fastloss; "
+            "o = fastloss.LOSSES['cross_entropy'].oracle; "
+            "print(o.function, o.class_name, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss", "False"]
+    torch = pytest.importorskip("torch")
+    assert LOSSES["cross_entropy"].oracle.resolve() is torch.nn.functional.cross_entropy
+    assert LOSSES["cross_entropy"].oracle.resolve_class() is torch.nn.CrossEntropyLoss
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -1,5 +1,6 @@
-"""Every compiled backend against the NumPy reference on every case it has a kernel for,
-and the dispatch mechanism itself (choice, fall-through, context, environment)."""
+"""Every compiled backend against the NumPy reference on every case (one test, the tolerance
+table and kernel declaration of tests/equivalence.py), and the dispatch mechanism itself
+(choice, fall-through, context, environment)."""
 import warnings
 
 import numpy as np
@@ -9,9 +10,10 @@ import fastloss
 from fastloss import _dispatch
 from fastloss._registry import LOSSES
 from conftest import all_cases
+from equivalence import backend_variants, required_kernels, tolerance
 from helpers import assert_close, run_fastloss
 
-COMPILED = [b for b in _dispatch.backend_names() if b != "numpy"]
+VARIANTS = backend_variants()
 
 
 def _kernel_of(case, dtype):
@@ -22,36 +24,57 @@ def _kernel_of(case, dtype):
 
 
 def backend_params():
+    """(variant, case, dtype, reduction, what) for every case x dtype whose kernel the
+    backend provides or must provide (tests/equivalence.py); a kernel it neither has nor
+    must have falls through to the next backend, which is tested on its own."""
+    kernels = {(case, dtype): _kernel_of(case, dtype) for case in all_cases()
+               for dtype in (np.dtype(np.float32), np.dtype(np.float64))}
     out = []
-    for backend in COMPILED:
-        b = _dispatch._BACKENDS[backend]
-        if not b.available:
-            continue
-        for case in all_cases():
-            for dtype in (np.float32, np.float64):
-                kernel = _kernel_of(case, dtype)
-                if b.kernel(kernel + "_fwd") is None and b.kernel(kernel + "_vg") is None:
-                    continue   # not provided: calls fall through to the next backend
-                for red in case.reductions:
-                    out.append(pytest.param(backend, case, np.dtype(dtype), red,
-                                            id=f"{backend}-{case.loss}-{case.id}-"
-                                               f"{np.dtype(dtype).name}-{red}"))
+    for v in VARIANTS:
+        b, required = _dispatch._BACKENDS[v.backend], required_kernels(v.backend)
+        for (case, dtype), kernel in kernels.items():
+            names = (kernel + "_fwd", kernel + "_vg")
+            if not any(b.kernel(k) is not None or k in required for k in names):
+                continue
+            for red in case.reductions:
+                for what in ("value", "grad"):
+                    out.append(pytest.param(v, case, dtype, red, what,
+                                            id=f"{v.id}-{case.loss}-{case.id}-"
+                                               f"{dtype.name}-{red}-{what}"))
     return out
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("backend,case,dtype,reduction", backend_params())
-def test_backend_matches_reference(backend, case, dtype, reduction):
+@pytest.mark.parametrize("variant,case,dtype,reduction,what", backend_params())
+def test_backend_matches_reference(variant, case, dtype, reduction, what):
+    """One backend, one case, one dtype and reduction: its value ("value": the forward;
+    "grad": value_and_grad's value and every gradient) and dtypes against the reference."""
+    backend = _dispatch._BACKENDS[variant.backend]
+    kernel = _kernel_of(case, dtype) + ("_fwd" if what == "value" else "_vg")
+    if kernel in required_kernels(variant.backend):
+        assert backend.kernel(kernel) is not None, f"{variant.backend} lacks {kernel}"
     args, kwargs = case.build(dtype)
-    ref_value, ref_grads, _ = run_fastloss(case.loss, args, kwargs, reduction, "numpy")
-    value, grads, value_vg = run_fastloss(case.loss, args, kwargs, reduction, backend)
-    rtol = 2e-6 if dtype == np.float32 else 1e-11
-    assert value.dtype == ref_value.dtype
-    assert_close(value, ref_value, rtol, "value")
-    assert_close(value_vg, ref_value, rtol, "value from value_and_grad")
-    for name in ref_grads:
-        assert grads[name].dtype == ref_grads[name].dtype
-        assert_close(grads[name], ref_grads[name], rtol, f"grad of {name}")
+    rtol = tolerance(variant.backend, dtype)
+    ref = run_fastloss(case.loss, args, kwargs, reduction, "numpy", grad=what == "grad")
+    with variant.setup():
+        got = run_fastloss(case.loss, args, kwargs, reduction, variant.backend,
+                           grad=what == "grad")
+    if what == "value":
+        assert got[0].dtype == ref[0].dtype
+        assert_close(got[0], ref[0], rtol, "value")
+        return
+    assert_close(got[2], ref[0], rtol, "value from value_and_grad")
+    assert set(got[1]) == set(ref[1])
+    for name in ref[1]:
+        assert got[1][name].dtype == ref[1][name].dtype
+        assert_close(got[1][name], ref[1][name], rtol, f"grad of {name}")
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
+def test_backend_provides_its_required_kernels(variant):
+    backend = _dispatch._BACKENDS[variant.backend]
+    missing = {k for k in required_kernels(variant.backend) if not callable(backend.kernel(k))}
+    assert not missing, f"{variant.backend} lacks kernels: {sorted(missing)}"
 
 
 ALL_BACKENDS = [b for b in _dispatch.backend_names() if _dispatch._BACKENDS[b].available]
@@ -87,14 +110,6 @@ def test_bad_class_index_is_reported_by_every_backend(backend, shape, loss):
     with pytest.raises(IndexError, match=f"at flat position {first} "):
         fastloss.value_and_grad(fn)(x, t, out=out, backend=backend)
     assert (out == 7.0).all()
-
-
-def test_numba_provides_every_kernel():
-    numba = _dispatch._BACKENDS["numba"]
-    if not numba.available:
-        pytest.skip(f"numba backend not available: {numba.error}")
-    missing = set(_dispatch._BACKENDS["numpy"].kernel_names()) - set(numba.kernel_names())
-    assert not missing, f"numba lacks kernels: {sorted(missing)}"
 
 
 # ---- dispatch mechanics, with a dummy backend -------------------------------------------

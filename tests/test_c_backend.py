@@ -1,8 +1,10 @@
 """The "c" backend (fastloss._cffi, csrc/): every kernel against the NumPy reference on
-every registry case and on shapes chosen for the C code paths (row and lane layouts,
-vector tails, chunked wide rows, strided (N, C, D) layouts, non-finite values), on both
-instruction sets; plus what only the C backend has: bitwise independence from the thread
-count, fork safety, coexistence with torch, the generated cdef, and life without it.
+shapes chosen for the C code paths (row and lane layouts, vector tails, chunked wide rows,
+strided (N, C, D) layouts, non-finite values), on both instruction sets; plus what only
+the C backend has: bitwise independence from the thread count, fork safety, coexistence
+with torch, the generated cdef, and life without it. (Every registry case against the
+reference, on both instruction sets, and the kernels C must provide are
+test_backends.py's, with every backend's: see tests/equivalence.py.)
 
 When the module is not built the tests are skipped with the reason, unless
 FASTLOSS_REQUIRE_C=1 (set it in CI after building) turns that into a failure.
@@ -17,10 +19,8 @@ import numpy as np
 import pytest
 
 from fastloss import _dispatch, _reference, _threads
-from fastloss._registry import LOSSES
 
-from conftest import case_params
-from helpers import assert_close, run_fastloss, tolerance
+from helpers import assert_close
 
 C = _dispatch._BACKENDS["c"]
 if not C.available:
@@ -32,10 +32,6 @@ from fastloss import _cffi  # noqa: E402  (only importable when built)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# The kernels the C backend must provide (issue 4); the rest fall through to numba/numpy.
-REQUIRED = ["class_targets", "nll", "ce_class", "ce_prob", "bce", "bce_logits",
-            "hinge_embedding", "margin_ranking", "soft_margin", "multi_margin",
-            "multilabel_soft_margin", "l1", "mse", "smooth_l1", "huber"]
 ISAS = ["baseline"] + (["avx2"] if _cffi.set_isa("avx2") == "avx2" else [])
 DEFAULT_ISA = _cffi.isa()
 
@@ -55,15 +51,6 @@ def threads():
     _threads.set_num_threads(before)
 
 
-def test_provides_the_required_kernels():
-    names = set(C.kernel_names())
-    for k in REQUIRED:
-        if k == "class_targets":
-            assert callable(C.kernel(k))
-        else:
-            assert {k + "_fwd", k + "_vg"} <= names, k
-
-
 def test_cdef_is_generated_from_the_header():
     sys.path.insert(0, os.path.join(ROOT, "csrc"))
     try:
@@ -75,33 +62,6 @@ def test_cdef_is_generated_from_the_header():
     declared = {tok.split("(")[0].split()[-1] for tok in cdef.split(";") if "(" in tok}
     assert "fl_ce_class_vg_f32" in declared and len(declared) > 60
     assert declared <= set(dir(_cffi.lib))
-
-
-# ---- every registry case, through the public API, against the reference ------------------
-
-def _c_provides(case):
-    spec = LOSSES[case.loss]
-    return any(C.kernel(k + "_fwd") for k in spec.kernels) or case.loss in (
-        "l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss")
-
-
-C_CASES = [p for p in case_params() if _c_provides(p.values[0])]
-
-
-@pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("case,dtype,reduction", C_CASES)
-def test_cases_match_reference(case, dtype, reduction, isa):
-    args, kwargs = case.build(dtype)
-    ref = run_fastloss(case.loss, args, kwargs, reduction, backend="numpy", grad=case.grad)
-    got = run_fastloss(case.loss, args, kwargs, reduction, backend="c", grad=case.grad)
-    rtol = tolerance(dtype, case)
-    assert got[0].dtype == ref[0].dtype
-    assert_close(got[0], ref[0], rtol, "value")
-    if case.grad:
-        assert_close(got[2], ref[0], rtol, "value from value_and_grad")
-        for name in ref[1]:
-            assert got[1][name].dtype == ref[1][name].dtype
-            assert_close(got[1][name], ref[1][name], rtol, f"grad of {name}")
 
 
 # ---- kernel level: shapes and values chosen for the C code paths ------------------------

@@ -1,7 +1,8 @@
-"""The Numba backend: every case against the NumPy reference at tight tolerance (values
-and gradients), plus what is specific to it: vectorized exp/log accuracy, 8-wide AVX2 in
+"""The Numba backend, what is specific to it: vectorized exp/log accuracy, 8-wide AVX2 in
 the hot loops, bitwise-identical results for any thread count, the serial and parallel
-drivers agreeing, IndexError from a kernel that cannot raise, fork and thread safety."""
+drivers agreeing, IndexError from a kernel that cannot raise, fork and thread safety.
+(Every case against the NumPy reference is test_backends.py's
+test_backend_matches_reference, for every backend.)"""
 import multiprocessing
 import re
 import threading
@@ -10,37 +11,13 @@ import numpy as np
 import pytest
 
 import fastloss
-from conftest import case_params
-from fastloss._dispatch import _BACKENDS
-from helpers import assert_close, run_fastloss
+from equivalence import tolerance
+from helpers import assert_close
 
 numba = pytest.importorskip("numba")
 nb = pytest.importorskip("fastloss._numba")
 
-TIGHT = {np.dtype(np.float32): 2e-6, np.dtype(np.float64): 1e-12}
-
-
-def _provided(loss):
-    spec = fastloss.LOSSES[loss]
-    return all(_BACKENDS["numba"].kernel(k + "_fwd") is not None for k in spec.kernels)
-
-
-@pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("case,dtype,reduction", case_params())
-def test_numba_matches_reference(case, dtype, reduction):
-    if not _provided(case.loss):
-        pytest.fail(f"the numba backend has no kernel for {case.loss}")
-    args, kwargs = case.build(dtype)
-    value, grads, value_vg = run_fastloss(case.loss, args, kwargs, reduction, backend="numba")
-    r_value, r_grads, _ = run_fastloss(case.loss, args, kwargs, reduction, backend="numpy")
-    rtol = TIGHT[np.dtype(dtype)]
-    assert value.dtype == r_value.dtype
-    assert_close(value, r_value, rtol, "value")
-    assert_close(value_vg, r_value, rtol, "value from value_and_grad")
-    assert set(grads) == set(r_grads)
-    for name in grads:
-        assert grads[name].dtype == r_grads[name].dtype
-        assert_close(grads[name], r_grads[name], rtol, f"grad of {name}")
+TIGHT = {np.dtype(d): tolerance("numba", d) for d in (np.float32, np.float64)}
 
 
 # ---------------------------------------------------------------- vectorized exp / log

@@ -477,11 +477,10 @@ REFUSED = [
 
 def _torch_args(f, v):
     torch = pytest.importorskip("torch")
-    import torch.nn.functional as TF
 
-    class Wrap:   # the same call on torch tensors
+    class Wrap:   # the same call on torch tensors, to the loss's torch twin
         def __getattr__(self, name):
-            fn = getattr(TF, name)
+            fn = LOSSES[name].oracle.resolve()
             return lambda *a, **k: fn(*[torch.as_tensor(x) if isinstance(x, np.ndarray)
                                         else x for x in a], **k)
     return f(Wrap(), v)

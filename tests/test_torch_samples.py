@@ -15,10 +15,11 @@ from fastloss._registry import LOSSES
 
 torch = pytest.importorskip("torch")
 
-OPS = {"nn.functional.ctc_loss": "ctc_loss",
-       "nn.functional.triplet_margin_with_distance_loss": "triplet_margin_with_distance_loss",
-       "nn.functional.linear_cross_entropy": "linear_cross_entropy"}
-MODULES = ("CTCLoss", "LinearCrossEntropyLoss")
+SAMPLED = ("ctc_loss", "triplet_margin_with_distance_loss", "linear_cross_entropy")
+# op_db's name of each one's torch twin (the registry's oracle, without "torch.") -> ours
+OPS = {LOSSES[n].oracle.function.removeprefix("torch."): n for n in SAMPLED}
+MODULES = tuple(LOSSES[n].oracle.class_name.rsplit(".", 1)[1]
+                for n in ("ctc_loss", "linear_cross_entropy"))
 DTYPES = (torch.float32, torch.float64)
 RTOL = {torch.float32: 1e-4, torch.float64: 1e-8}
 OURS_RAISE = (ValueError, TypeError, IndexError)

@@ -3,11 +3,12 @@
 One row per implementation (``IMPLS``), the same for every loss; ``applies(loss, mode)``
 says whether it has a version of that loss. fastloss's backends come from
 ``fastloss._dispatch`` (whatever is present: numpy always, numba and c when they load),
-each timed with ``backend=`` forced. The peers: torch CPU (``torch.nn.functional`` under
-the same name), JAX (``jax.jit`` of the naive forward, ``jax.value_and_grad`` for the
-gradient), scikit-learn's ``log_loss`` where it applies, and the naive NumPy version.
-``floor`` is not a loss at all: the time to read the case's inputs once (and, for
-value-and-grad, to write one gradient), the memory-bandwidth bound no loss can beat.
+each timed with ``backend=`` forced. The peers: torch CPU (the loss's torch twin that the
+registry names, ``LossSpec.oracle``; none for a loss torch lacks), JAX (``jax.jit`` of
+the naive forward, ``jax.value_and_grad`` for the gradient), scikit-learn's ``log_loss``
+where it applies, and the naive NumPy version. ``floor`` is not a loss at all: the time
+to read the case's inputs once (and, for value-and-grad, to write one gradient), the
+memory-bandwidth bound no loss can beat.
 
 The parent process only asks which implementations exist and apply (cheap, no import
 of torch or JAX); ``setup``/``build`` run inside the worker process that times them.
@@ -107,6 +108,14 @@ class FastlossImpl(Impl):
         return Bound(lambda: vg(*args, out=out, backend=backend, **kwargs), fetch)
 
 
+def _oracle(loss):
+    """The loss's torch twin (``fastloss._registry.Oracle``), or None; a loss the registry
+    does not have has none either (``data.generator_for`` reports it)."""
+    from .._registry import LOSSES
+    spec = LOSSES.get(loss)
+    return None if spec is None else spec.oracle
+
+
 class TorchImpl(Impl):
     key = label = module = "torch"
 
@@ -116,20 +125,20 @@ class TorchImpl(Impl):
         return torch.__version__
 
     def applies(self, loss, mode):
-        return True      # torch.nn.functional has every loss fastloss mirrors
+        return _oracle(loss) is not None
 
     def extra_kwargs(self, loss):
         """Keywords this peer adds to torch's call (the chunked variant's options)."""
         return {}
 
     def build(self, loss, mode, args, kwargs):
+        oracle = _oracle(loss)
+        if oracle is None:
+            raise NotApplicable(f"torch has no {loss} (its registry oracle is None)")
         import torch
-        import torch.nn.functional as F
-        fn = getattr(F, loss, None)
-        if fn is None:
-            raise NotApplicable(f"torch.nn.functional has no {loss}")
+        fn = oracle.resolve()
         targs = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args]
-        tkw = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+        tkw = {oracle.argument(k): torch.from_numpy(v) if isinstance(v, np.ndarray) else v
                for k, v in kwargs.items()}
         if mode == "forward":
             tkw.update(self.extra_kwargs(loss))

@@ -1,0 +1,164 @@
+"""A test-only loss that torch does not have: log-cosh, registered the way a real one is.
+
+``pytest --toy-loss`` (tests/conftest.py) registers it before the tests are collected, so
+every registry-driven test runs over it too; ``python tests/make_golden.py --toy-loss
+log_cosh_loss`` makes its golden fixture (from the float64 reference: it has no torch
+twin). It proves that a loss without a torch twin passes the whole suite: its oracle is
+the reference, finite differences and every backend against the reference.
+
+It is what adding an element-wise loss with its gradient takes, each part where it would
+live in the package (here injected into those namespaces instead, since it must not ship):
+
+1. its reference math (``fastloss/_reference/regression.py``): ``log_cosh_fwd/_vg``;
+2. its Numba loop (``fastloss/_numba/elementwise.py``): the same two kernels;
+3. its registry row and public function (``fastloss/functional/regression.py``, with
+   ``oracle=None``), exported (``functional/__init__.py``), and its class
+   (``fastloss/losses.py``);
+4. its case rows (``tests/cases/regression.py``);
+plus the benchmark's data row (``fastloss/_bench/data.py``), which the tripwires ask for,
+and its golden fixture, generated. No C kernel: calls on the C backend fall through.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+
+import numpy as np
+
+# at module level: typing.get_type_hints resolves the annotations in this namespace
+from fastloss._typing import ArrayLike, Prepared
+
+NAME = "log_cosh_loss"
+CLASS_NAME = "LogCoshLoss"
+LOG2 = math.log(2.0)
+
+
+# ---- 1. reference math (float64; see fastloss._reference._common) -------------------------
+
+def _log_cosh(d):
+    """log cosh d = |d| + log1p(exp(-2|d|)) - log 2, which never overflows."""
+    a = np.abs(d)
+    return a + np.log1p(np.exp(-2.0 * a)) - LOG2
+
+
+def log_cosh_fwd(x, t, loss_out):
+    from fastloss._reference._common import f64, store
+    return store(_log_cosh(f64(x) - t), loss_out)
+
+
+def log_cosh_vg(x, t, gscale, gvec, loss_out, gx):
+    from fastloss._reference._common import coef, f64, store
+    d = f64(x) - t
+    gx[...] = coef(gscale, gvec) * np.tanh(d)
+    return store(_log_cosh(d), loss_out)
+
+
+# ---- 2. the Numba loop (serial: a toy needs no parallel driver) ---------------------------
+
+def _numba_kernels():
+    import numba
+
+    @numba.njit(cache=False)
+    def item(d):
+        a = abs(d)
+        return a + math.log1p(math.exp(-2.0 * a)) - LOG2
+
+    @numba.njit(cache=False)
+    def fwd(x, t, loss_out):
+        total = 0.0
+        for i in range(x.shape[0]):
+            v = item(np.float64(x[i]) - np.float64(t[i]))
+            if loss_out.shape[0]:
+                loss_out[i] = v
+            total += v
+        return total
+
+    @numba.njit(cache=False)
+    def vg(x, t, gscale, gvec, loss_out, gx):
+        total = 0.0
+        for i in range(x.shape[0]):
+            d = np.float64(x[i]) - np.float64(t[i])
+            c = gscale * np.float64(gvec[i]) if gvec.shape[0] else gscale
+            gx[i] = c * math.tanh(d)
+            v = item(d)
+            if loss_out.shape[0]:      # length 0: not asked for (a reduced call)
+                loss_out[i] = v
+            total += v
+        return total
+    return fwd, vg
+
+
+# ---- 3. the registry row, public function and class ----------------------------------------
+
+def _define():
+    from fastloss._registry import loss
+    from fastloss.functional._common import pointwise
+    from fastloss.losses import _Loss
+
+    @loss(CLASS_NAME, kernels=("log_cosh",), oracle=None)
+    def log_cosh_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                      backend: str | None = None) -> Prepared:
+        r"""Log-cosh loss, :math:`\ell_i = \log\cosh(x_i - y_i)` (a test-only loss).
+
+        Parameters
+        ----------
+        input : array_like, any shape, float32 or float64
+        target : array_like, broadcastable to ``input``
+        reduction : {"mean", "sum", "none"}
+
+        Returns
+        -------
+        ndarray
+            0-d for "mean"/"sum", the broadcast shape for "none"; dtype of the inputs.
+
+        Examples
+        --------
+        >>> import numpy as np, fastloss
+        >>> round(float(fastloss.log_cosh_loss(np.array([0.0, 1.0]), np.zeros(2))), 6)
+        0.21689
+        """
+        return pointwise("log_cosh", input, target, reduction)
+
+    class LogCoshLoss(_Loss):
+        function = log_cosh_loss
+
+        def __init__(self, reduction: str = "mean", *, backend: str | None = None) -> None:
+            super().__init__(backend, reduction=reduction)
+
+    return log_cosh_loss, LogCoshLoss
+
+
+# ---- 4. case rows (the regression family's shapes and edges) -------------------------------
+
+def _cases():
+    from cases import mixed, rows
+    from cases.regression import COMMON, pair
+    return rows(NAME, {**COMMON, "wide_range": pair((6, 5), scale=30.0),
+                       "mixed_dtypes": mixed(pair((3, 4)), which=(1,))})
+
+
+def register():
+    """Register the toy loss everywhere a package loss lives (idempotent); its spec."""
+    import fastloss
+    from fastloss import _dispatch
+    from fastloss._bench import data
+    from fastloss._registry import LOSSES
+    from cases import CASES
+    if NAME in LOSSES:
+        return LOSSES[NAME]
+    reference = importlib.import_module("fastloss._reference")
+    reference.log_cosh_fwd, reference.log_cosh_vg = log_cosh_fwd, log_cosh_vg
+    if _dispatch._BACKENDS["numba"].available:
+        numba_backend = importlib.import_module("fastloss._numba")
+        numba_backend.log_cosh_fwd, numba_backend.log_cosh_vg = _numba_kernels()
+    _dispatch.clear_caches()
+    fn, cls = _define()
+    for module, public in ((fastloss.functional, fn), (fastloss.losses, cls)):
+        setattr(module, public.__name__, public)
+        module.__all__.append(public.__name__)
+    for public in (fn, cls):
+        setattr(fastloss, public.__name__, public)
+        fastloss.__all__.append(public.__name__)
+    CASES[NAME] = _cases()
+    data.GENERATORS[NAME] = data.Generator(NAME, "elementwise", data._pair)
+    return LOSSES[NAME]
