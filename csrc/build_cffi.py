@@ -46,6 +46,14 @@ def cdef_from_header(path=HEADER):
     return "\n".join(ln for ln in lines if ln.strip())
 
 
+def abi_source(cdef):
+    """The C definition of ``fl_abi()``: the cdef as a string constant, one literal per
+    line (no compiler limit on a single literal is reached)."""
+    lines = "\n".join('    "' + ln.replace("\\", "\\\\").replace('"', '\\"') + '\\n"'
+                      for ln in cdef.splitlines())
+    return f"const char *fl_abi(void)\n{{\n    return\n{lines};\n}}\n"
+
+
 def make_builder(relative_to=None):
     """The FFI builder. Source paths are absolute (what cffi's own compile() needs, as it
     works in a temporary directory), or relative to `relative_to` (what setuptools wants
@@ -55,11 +63,12 @@ def make_builder(relative_to=None):
         return full if relative_to is None else os.path.relpath(full, relative_to)
 
     ffibuilder = FFI()
-    ffibuilder.cdef(cdef_from_header())
+    cdef = cdef_from_header()
+    ffibuilder.cdef(cdef)
     libraries = [] if sys.platform == "win32" else ["m", "pthread"]
     ffibuilder.set_source(
         MODULE,
-        '#include "fastloss.h"',
+        '#include "fastloss.h"\n' + abi_source(cdef),
         sources=[path(s) for s in SOURCES],
         depends=[path(s) for s in DEPENDS],
         include_dirs=[path(".")],

@@ -46,6 +46,54 @@ def sum_partials(partial):
     return total
 
 
+# ------------------------------------------------------------------ generated drivers
+# Every family sums fixed blocks the same way: a parallel driver over prange and a serial
+# one over range, identical but for the loop. They are generated here, once, as source
+# text executed in the family module's own namespace, because Numba caches a function on
+# disk only when it is defined at module level with a name of its own: closures made by a
+# factory share one cache key and recompile in every process. Executed with the module's
+# file name, the generated functions are that module's own (their cache is stamped with
+# its source file, as for the functions written out in it).
+_DRIVERS = """
+@njit(cache=True, error_model="numpy", parallel=True)
+def {name}_par({args}):
+    partial = np.empty(({count} + {per_block} - 1) // {per_block})
+    # prange(0, n), not prange(n): Numba types the index of prange(n) as uint64 in the
+    # parallel body but int64 when typing the function, and compiled the block twice
+    for b in prange(0, partial.shape[0]):
+        partial[b] = {block}(b, {args})
+    return sum_partials(partial)
+
+
+@njit(cache=True, error_model="numpy")
+def {name}_ser({args}):
+    partial = np.empty(({count} + {per_block} - 1) // {per_block})
+    for b in range(partial.shape[0]):
+        partial[b] = {block}(b, {args})
+    return sum_partials(partial)
+"""
+
+
+def define(namespace, source):
+    """Execute generated `source` in a module's `namespace` (its ``globals()``) under that
+    module's file name, so that Numba caches what it defines as the module's own."""
+    namespace.setdefault("njit", njit)
+    namespace.setdefault("np", np)
+    namespace.setdefault("prange", numba.prange)
+    namespace.setdefault("sum_partials", sum_partials)
+    exec(compile(source, namespace["__file__"], "exec"), namespace)
+
+
+def block_drivers(namespace, name, block, args, count, per_block):
+    """Define ``<name>_par`` and ``<name>_ser`` in `namespace`: the parallel and serial
+    drivers summing ``block(b, *args)`` over the blocks ``b`` of ``count`` units (an
+    expression in `args`, e.g. ``"x.shape[0]"``), ``per_block`` (a number, or a constant
+    of the module) units each. Returns the two."""
+    define(namespace, _DRIVERS.format(name=name, block=block, args=", ".join(args),
+                                      count=count, per_block=per_block))
+    return namespace[name + "_par"], namespace[name + "_ser"]
+
+
 # ------------------------------------------------------------------ threads and fork
 class _State:
     layer = None         # Numba's threading layer, once configure_threading chose it
@@ -230,8 +278,7 @@ def configure_threading():
     if hasattr(os, "register_at_fork") and not _State.fork_hooks:
         _State.fork_hooks = True
         os.register_at_fork(before=USERS.before_fork, after_in_child=_after_fork_in_child)
-    if _on_threads_changed not in _threads._on_change:
-        _threads._on_change.append(_on_threads_changed)
+    _threads.on_change(_on_threads_changed)
     return chosen
 
 

@@ -375,9 +375,9 @@ def linear_ce_class_fwd(x, wf, t, b, w, c, d, ignore_index, eps, z_loss, cap, ch
 
 
 def linear_ce_class_vg(x, wf, t, b, w, c, d, ignore_index, eps, z_loss, cap, chunk, gscale,
-                       gvec, loss_out, gx, gw, gb):
+                       gvec, loss_out, gx, gwf, gb):
     return _linear(x, wf, t, None, b, w, c, d, ignore_index, eps, z_loss, cap, chunk, gscale,
-                   gvec, loss_out, gx, gw, gb, True)
+                   gvec, loss_out, gx, gwf, gb, True)
 
 
 def linear_ce_prob_fwd(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, loss_out):
@@ -386,6 +386,6 @@ def linear_ce_prob_fwd(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, loss_out):
 
 
 def linear_ce_prob_vg(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, gscale, gvec, loss_out,
-                      gx, gw, gb):
+                      gx, gwf, gb):
     return _linear(x, wf, None, p, b, w, c, d, 0, eps, z_loss, cap, chunk, gscale, gvec,
-                   loss_out, gx, gw, gb, True)
+                   loss_out, gx, gwf, gb, True)

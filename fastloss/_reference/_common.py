@@ -21,5 +21,12 @@ def store(loss, loss_out):
         return float(np.sum(loss))
 
 
+def sigmoid(z):
+    """1 / (1 + exp(-z)) without overflow for either sign (exp only of -|z|); NaN stays
+    NaN."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
 def weighted(values, w):
     return values * f64(w) if w.size else values

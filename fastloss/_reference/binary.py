@@ -2,10 +2,8 @@
 w (weight) and pw (pos_weight) are flat, already broadcast to x, or empty (not given)."""
 import numpy as np
 
-from ._common import coef, f64, store, weighted
-
-# torch bounds x(1 - x) in BCE's gradient by a float constant 1e-12, whatever the dtype
-BCE_GRAD_EPS = float(np.float32(1e-12))
+from .._constants import BCE_GRAD_EPS
+from ._common import coef, f64, sigmoid as _sigmoid, store, weighted
 
 
 def _bce(x, t):
@@ -23,13 +21,6 @@ def bce_vg(x, t, w, gscale, gvec, loss_out, gx):
     x, t, loss = _bce(x, t)
     gx[...] = weighted(coef(gscale, gvec) * (x - t) / np.maximum((1.0 - x) * x, BCE_GRAD_EPS), w)
     return store(weighted(loss, w), loss_out)
-
-
-def _sigmoid(x):
-    """1 / (1 + exp(-x)), without overflow for very negative x."""
-    with np.errstate(over="ignore"):
-        e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def _bce_logits(x, t, pw):

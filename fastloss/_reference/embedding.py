@@ -7,15 +7,13 @@ infinity in the row gives NaN as it does there.
 """
 import numpy as np
 
+from .._constants import COSINE_EPS as EPSILON
 from ._common import coef, f64, store
 from .margin import ieee
 
 __all__ = ["cosine_embedding_fwd", "cosine_embedding_vg", "triplet_margin_fwd",
            "triplet_margin_vg"]
 
-# PyTorch adds its float constant EPSILON = 1e-12 (as a float, so 0.99999999600419720e-12)
-# to both squared norms.
-EPSILON = float(np.float32(1e-12))
 
 
 # ---- cosine_embedding: y == 1 -> 1 - cos; y == -1 -> max(0, cos - margin); else 0 -------

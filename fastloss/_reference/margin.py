@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from ._common import coef, f64, store
+from ._common import coef, f64, sigmoid as _sigmoid, store
 
 __all__ = ["hinge_embedding_fwd", "hinge_embedding_vg", "soft_margin_fwd", "soft_margin_vg",
            "margin_ranking_fwd", "margin_ranking_vg", "multi_margin_fwd", "multi_margin_vg",
@@ -27,12 +27,6 @@ def ieee(kernel):
         with np.errstate(all="ignore"):
             return kernel(*args)
     return run
-
-
-def _sigmoid(z):
-    """1 / (1 + exp(-z)) without overflow for either sign; NaN stays NaN."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def _softplus(z):

@@ -4,9 +4,8 @@ import math
 
 import numpy as np
 
+from .._constants import HALF_LOG_2PI
 from ._common import coef, f64, store
-
-HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def _poisson_nll(x, t, log_input, full, eps):

@@ -6,7 +6,7 @@ import numpy as np
 from .._registry import loss
 from .._typing import ArrayLike
 from .._validate import boolean, contiguous, float_array, integer, to_numpy
-from ._common import Prepared, check_reduction
+from ._common import Prepared, check_reduction, wrt
 
 _EMPTY64 = np.empty(0, np.float64)
 
@@ -160,4 +160,4 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
     xc = contiguous(x).reshape(T, n, C)
     return Prepared("ctc", (xc, tp, il, tl, scale), (blank, int(zero_infinity), int(exact_grad)),
                     x.dtype, (n,) if batched else (), reduction, float(n),
-                    ((0, x.shape, x.shape),))
+                    (wrt(0, x),))
