@@ -27,8 +27,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(HERE, "fastloss.h")
 MODULE = "fastloss._fastloss_c"
 SOURCES = ["fl_entry.c", "fl_pool.c", "fl_isa_base.c", "fl_isa_avx2.c"]
-DEPENDS = ["fastloss.h", "fl_kernels.h", "fl_pool.h", "fl_simd.h", "fl_real.h", "fl_isa_pass.h", "margin.inc",
-           "classification.inc", "regression.inc"]
+# The kernel families (fastloss._kernels.FAMILIES) that have C kernels, one template each.
+DEPENDS = ["fastloss.h", "fl_kernels.h", "fl_pool.h", "fl_simd.h", "fl_real.h", "fl_isa_pass.h",
+           "classification.inc", "elementwise.inc", "rows.inc"]
 COMPILE_ARGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi"]
 # Extra flags for both compiling and linking, e.g. the sanitizer build of .ci/sanitize.sh:
 # FASTLOSS_C_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined"

@@ -26,11 +26,10 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _dispatch
+from ._empty import EMPTY as _EMPTY
 from ._reduction import grad_scale, reduce_total
 from ._validate import grad_output_array, grad_output_scalar, masked_error
 
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-          np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 class ClassTargets(NamedTuple):

@@ -21,8 +21,10 @@ from numba import njit, prange
 
 from .. import _kernels
 from .._constants import BCE_GRAD_EPS, HALF_LOG_2PI
-from ._common import FM, block_drivers, call, coef_at, define, sum_partials
+from .._empty import EMPTY as _OUT_EMPTY, EMPTY_READ_ONLY as _EMPTY
+from ._common import FM, block_drivers, coef_at, define, sum_partials
 from ._math import fcast, fexp, fexpm, flog, flog1p, flog1p_unit, fmaximum
+from ._threading import call
 
 KERNELS = [k for k in _kernels.of_family("elementwise") if "numba" in k.backends]
 __all__ = [f for k in KERNELS for f in k.functions()]
@@ -338,15 +340,6 @@ def _readonly(a):
     return a
 
 
-def _empty(dtype):
-    e = np.empty(0, dtype)
-    e.flags.writeable = False
-    return e
-
-
-_EMPTY = {np.dtype(np.float32): _empty(np.float32), np.dtype(np.float64): _empty(np.float64)}
-_OUT_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-              np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 # ------------------------------------------------------------------ margin_ranking forward

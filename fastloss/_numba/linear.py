@@ -21,8 +21,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._common import FM, call, coef_at, sum_partials
+from ._common import FM, coef_at, sum_partials
 from ._math import fcast, fexpm, fmaximum
+from ._threading import call
 
 __all__ = ["ce_ext_class_fwd", "ce_ext_class_vg", "ce_ext_prob_fwd", "ce_ext_prob_vg",
            "linear_ce_class_fwd", "linear_ce_class_vg", "linear_ce_prob_fwd",

@@ -12,8 +12,10 @@ import numpy as np
 from numba import njit, prange
 
 from .._constants import COSINE_EPS as EPSILON
-from ._common import FM, block_drivers, call, coef_at
+from .._empty import EMPTY as _EMPTY, EMPTY_2D as _EMPTY2
+from ._common import FM, block_drivers, coef_at
 from ._math import fcast, fexpm, flog1p_unit, fmaximum
+from ._threading import call
 
 __all__ = ["multi_margin_fwd", "multi_margin_vg", "multilabel_margin_fwd", "multilabel_margin_vg",
            "multilabel_soft_margin_fwd", "multilabel_soft_margin_vg", "cosine_embedding_fwd",
@@ -410,10 +412,6 @@ _triplet_par, _triplet_ser = block_drivers(
 
 
 # ------------------------------------------------------------------ the contract
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-          np.dtype(np.float64): np.empty(0, np.float64)}
-_EMPTY2 = {np.dtype(np.float32): np.empty((0, 0), np.float32),
-           np.dtype(np.float64): np.empty((0, 0), np.float64)}
 
 
 def _nothing(x, loss_out):

@@ -10,10 +10,9 @@ from .._registry import loss
 from .._typing import ArrayLike
 from .._validate import (class_weight, contiguous, float_array, index_array, integer, real,
                          result_dtype, to_numpy)
+from .._empty import EMPTY
 from ._common import ClassTargets, Prepared, check_reduction, wrt
 
-_NO_BIAS = {np.dtype(np.float32): np.empty(0, np.float32),
-            np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 def extension_params(z_loss, softcap):
@@ -126,7 +125,7 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         raise ValueError(f"input: a K-dim loss (linear_weight of shape {wt.shape}) requires "
                          f"a batched input (N, {x.shape[-1]}), got shape {x.shape}")
     dtype = result_dtype(x, wt)
-    b = _NO_BIAS[dtype]
+    b = EMPTY[dtype]
     if linear_bias is not None:
         b = float_array(linear_bias, "linear_bias")
         if b.shape != (c, *out_features):
