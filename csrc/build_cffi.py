@@ -27,8 +27,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(HERE, "fastloss.h")
 MODULE = "fastloss._fastloss_c"
 SOURCES = ["fl_entry.c", "fl_pool.c", "fl_isa_base.c", "fl_isa_avx2.c"]
-DEPENDS = ["fastloss.h", "fl_kernels.h", "fl_pool.h", "fl_simd.h", "fl_real.h", "fl_isa_pass.h", "margin.inc",
-           "classification.inc", "regression.inc"]
+# The kernel families (fastloss._kernels.FAMILIES) that have C kernels, one template each.
+DEPENDS = ["fastloss.h", "fl_kernels.h", "fl_pool.h", "fl_simd.h", "fl_real.h", "fl_isa_pass.h",
+           "classification.inc", "elementwise.inc", "rows.inc"]
 COMPILE_ARGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi"]
 # Extra flags for both compiling and linking, e.g. the sanitizer build of .ci/sanitize.sh:
 # FASTLOSS_C_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
@@ -46,6 +47,14 @@ def cdef_from_header(path=HEADER):
     return "\n".join(ln for ln in lines if ln.strip())
 
 
+def abi_source(cdef):
+    """The C definition of ``fl_abi()``: the cdef as a string constant, one literal per
+    line (no compiler limit on a single literal is reached)."""
+    lines = "\n".join('    "' + ln.replace("\\", "\\\\").replace('"', '\\"') + '\\n"'
+                      for ln in cdef.splitlines())
+    return f"const char *fl_abi(void)\n{{\n    return\n{lines};\n}}\n"
+
+
 def make_builder(relative_to=None):
     """The FFI builder. Source paths are absolute (what cffi's own compile() needs, as it
     works in a temporary directory), or relative to `relative_to` (what setuptools wants
@@ -55,11 +64,12 @@ def make_builder(relative_to=None):
         return full if relative_to is None else os.path.relpath(full, relative_to)
 
     ffibuilder = FFI()
-    ffibuilder.cdef(cdef_from_header())
+    cdef = cdef_from_header()
+    ffibuilder.cdef(cdef)
     libraries = [] if sys.platform == "win32" else ["m", "pthread"]
     ffibuilder.set_source(
         MODULE,
-        '#include "fastloss.h"',
+        '#include "fastloss.h"\n' + abi_source(cdef),
         sources=[path(s) for s in SOURCES],
         depends=[path(s) for s in DEPENDS],
         include_dirs=[path(".")],

@@ -223,35 +223,55 @@ FL_CE_PROB(f64, double, 1)
 
 /* ---- element-wise losses ---------------------------------------------------------- */
 
-static double pw_run(fl_block_fn *fn, const void *x, const void *t, const void *w, int64_t n_w,
-                     const void *a, int64_t n, double param, double gscale, const void *gvec,
-                     int64_t n_gvec, void *loss_out, int64_t n_out, void *gx, void *gx2)
+/* x2: margin_ranking's second input; pw: BCE-with-logits' pos_weight (NULL: none). */
+static double pw_run(fl_block_fn *fn, const void *x, const void *x2, const void *t,
+                     const void *w, int64_t n_w, const void *pw, int64_t n, double param,
+                     double gscale, const void *gvec, int64_t n_gvec, void *loss_out,
+                     int64_t n_out, void *gx, void *gx2)
 {
-    fl_pw_job J = {x, t, n_w ? w : NULL, a, n_gvec ? gvec : NULL, n_out ? loss_out : NULL,
+    fl_pw_job J = {x, x2, t, n_w ? w : NULL, pw, n_gvec ? gvec : NULL, n_out ? loss_out : NULL,
                    gx, gx2, n, param, gscale};
     return fl_run(fn, &J, n, fl_per_block(1));
 }
 
+/* The losses of x, t and an optional weight w, without a parameter (l1, mse, bce) ... */
 #define FL_PW(NAME, SUF, REAL)                                                                  \
     double fl_##NAME##_fwd_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,      \
-                                 int64_t n, double param, REAL *loss_out, int64_t n_out)        \
+                                 int64_t n, REAL *loss_out, int64_t n_out)                      \
     {                                                                                           \
-        return pw_run(FL_PICK(NAME##_fwd_##SUF), x, t, w, n_w, NULL, n, param, 0.0, NULL, 0,    \
-                      loss_out, n_out, NULL, NULL);                                             \
+        return pw_run(FL_PICK(NAME##_fwd_##SUF), x, NULL, t, w, n_w, NULL, n, 0.0, 0.0, NULL,   \
+                      0, loss_out, n_out, NULL, NULL);                                          \
     }                                                                                           \
     double fl_##NAME##_vg_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,       \
-                                int64_t n, double param, double gscale, const REAL *gvec,       \
-                                int64_t n_gvec, REAL *loss_out, int64_t n_out, REAL *gx)        \
+                                int64_t n, double gscale, const REAL *gvec, int64_t n_gvec,     \
+                                REAL *loss_out, int64_t n_out, REAL *gx)                        \
     {                                                                                           \
-        return pw_run(FL_PICK(NAME##_vg_##SUF), x, t, w, n_w, NULL, n, param, gscale, gvec,     \
+        return pw_run(FL_PICK(NAME##_vg_##SUF), x, NULL, t, w, n_w, NULL, n, 0.0, gscale, gvec, \
                       n_gvec, loss_out, n_out, gx, NULL);                                       \
     }
+/* ... and with one, named as fastloss.h names it (smooth_l1's beta, huber's delta) */
+#define FL_PW_PARAM(NAME, PARAM, SUF, REAL)                                                     \
+    double fl_##NAME##_fwd_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,      \
+                                 int64_t n, double PARAM, REAL *loss_out, int64_t n_out)        \
+    {                                                                                           \
+        return pw_run(FL_PICK(NAME##_fwd_##SUF), x, NULL, t, w, n_w, NULL, n, PARAM, 0.0, NULL, \
+                      0, loss_out, n_out, NULL, NULL);                                          \
+    }                                                                                           \
+    double fl_##NAME##_vg_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,       \
+                                int64_t n, double PARAM, double gscale, const REAL *gvec,       \
+                                int64_t n_gvec, REAL *loss_out, int64_t n_out, REAL *gx)        \
+    {                                                                                           \
+        return pw_run(FL_PICK(NAME##_vg_##SUF), x, NULL, t, w, n_w, NULL, n, PARAM, gscale,     \
+                      gvec, n_gvec, loss_out, n_out, gx, NULL);                                 \
+    }
 #define FL_PW_BOTH(NAME) FL_PW(NAME, f32, float) FL_PW(NAME, f64, double)
+#define FL_PW_PARAM_BOTH(NAME, PARAM) \
+    FL_PW_PARAM(NAME, PARAM, f32, float) FL_PW_PARAM(NAME, PARAM, f64, double)
 
 FL_PW_BOTH(l1)
 FL_PW_BOTH(mse)
-FL_PW_BOTH(smooth_l1)
-FL_PW_BOTH(huber)
+FL_PW_PARAM_BOTH(smooth_l1, beta)
+FL_PW_PARAM_BOTH(huber, delta)
 FL_PW_BOTH(bce)
 
 #define FL_BINARY_MARGIN(SUF, REAL)                                                              \
@@ -260,8 +280,8 @@ FL_PW_BOTH(bce)
                                    int64_t n_out)                                                \
     {                                                                                            \
         fl_block_fn *fn = n_pw ? FL_PICK(bce_logits_pw_fwd_##SUF) : FL_PICK(bce_logits_fwd_##SUF); \
-        return pw_run(fn, x, t, w, n_w, n_pw ? pw : NULL, n, 0.0, 0.0, NULL, 0, loss_out, n_out, \
-                      NULL, NULL);                                                               \
+        return pw_run(fn, x, NULL, t, w, n_w, n_pw ? pw : NULL, n, 0.0, 0.0, NULL, 0, loss_out, \
+                      n_out, NULL, NULL);                                                               \
     }                                                                                            \
     double fl_bce_logits_vg_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,      \
                                   const REAL *pw, int64_t n_pw, int64_t n, double gscale,        \
@@ -269,39 +289,39 @@ FL_PW_BOTH(bce)
                                   int64_t n_out, REAL *gx)                                       \
     {                                                                                            \
         fl_block_fn *fn = n_pw ? FL_PICK(bce_logits_pw_vg_##SUF) : FL_PICK(bce_logits_vg_##SUF); \
-        return pw_run(fn, x, t, w, n_w, n_pw ? pw : NULL, n, 0.0, gscale, gvec, n_gvec,          \
+        return pw_run(fn, x, NULL, t, w, n_w, n_pw ? pw : NULL, n, 0.0, gscale, gvec, n_gvec,          \
                       loss_out, n_out, gx, NULL);                                                \
     }                                                                                            \
     double fl_hinge_embedding_fwd_##SUF(const REAL *x, const REAL *t, int64_t n, double margin,  \
                                         REAL *loss_out, int64_t n_out)                           \
     {                                                                                            \
-        return pw_run(FL_PICK(hinge_embedding_fwd_##SUF), x, t, NULL, 0, NULL, n, margin, 0.0,   \
+        return pw_run(FL_PICK(hinge_embedding_fwd_##SUF), x, NULL, t, NULL, 0, NULL, n, margin, 0.0,   \
                       NULL, 0, loss_out, n_out, NULL, NULL);                                     \
     }                                                                                            \
     double fl_hinge_embedding_vg_##SUF(const REAL *x, const REAL *t, int64_t n, double margin,   \
                                        double gscale, const REAL *gvec, int64_t n_gvec,          \
                                        REAL *loss_out, int64_t n_out, REAL *gx)                  \
     {                                                                                            \
-        return pw_run(FL_PICK(hinge_embedding_vg_##SUF), x, t, NULL, 0, NULL, n, margin, gscale, \
+        return pw_run(FL_PICK(hinge_embedding_vg_##SUF), x, NULL, t, NULL, 0, NULL, n, margin, gscale, \
                       gvec, n_gvec, loss_out, n_out, gx, NULL);                                  \
     }                                                                                            \
     double fl_soft_margin_fwd_##SUF(const REAL *x, const REAL *t, int64_t n, REAL *loss_out,     \
                                     int64_t n_out)                                               \
     {                                                                                            \
-        return pw_run(FL_PICK(soft_margin_fwd_##SUF), x, t, NULL, 0, NULL, n, 0.0, 0.0, NULL, 0, \
+        return pw_run(FL_PICK(soft_margin_fwd_##SUF), x, NULL, t, NULL, 0, NULL, n, 0.0, 0.0, NULL, 0, \
                       loss_out, n_out, NULL, NULL);                                              \
     }                                                                                            \
     double fl_soft_margin_vg_##SUF(const REAL *x, const REAL *t, int64_t n, double gscale,       \
                                    const REAL *gvec, int64_t n_gvec, REAL *loss_out,             \
                                    int64_t n_out, REAL *gx)                                      \
     {                                                                                            \
-        return pw_run(FL_PICK(soft_margin_vg_##SUF), x, t, NULL, 0, NULL, n, 0.0, gscale, gvec,  \
+        return pw_run(FL_PICK(soft_margin_vg_##SUF), x, NULL, t, NULL, 0, NULL, n, 0.0, gscale, gvec,  \
                       n_gvec, loss_out, n_out, gx, NULL);                                        \
     }                                                                                            \
     double fl_margin_ranking_fwd_##SUF(const REAL *x1, const REAL *x2, const REAL *t, int64_t n, \
                                        double margin, REAL *loss_out, int64_t n_out)             \
     {                                                                                            \
-        return pw_run(FL_PICK(margin_ranking_fwd_##SUF), x1, t, NULL, 0, x2, n, margin, 0.0,     \
+        return pw_run(FL_PICK(margin_ranking_fwd_##SUF), x1, x2, t, NULL, 0, NULL, n, margin, 0.0,     \
                       NULL, 0, loss_out, n_out, NULL, NULL);                                     \
     }                                                                                            \
     double fl_margin_ranking_vg_##SUF(const REAL *x1, const REAL *x2, const REAL *t, int64_t n,  \
@@ -309,7 +329,7 @@ FL_PW_BOTH(bce)
                                       int64_t n_gvec, REAL *loss_out, int64_t n_out, REAL *gx1,  \
                                       REAL *gx2)                                                 \
     {                                                                                            \
-        return pw_run(FL_PICK(margin_ranking_vg_##SUF), x1, t, NULL, 0, x2, n, margin, gscale,   \
+        return pw_run(FL_PICK(margin_ranking_vg_##SUF), x1, x2, t, NULL, 0, NULL, n, margin, gscale,   \
                       gvec, n_gvec, loss_out, n_out, gx1, gx2);                                  \
     }
 FL_BINARY_MARGIN(f32, float)

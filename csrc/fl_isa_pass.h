@@ -10,13 +10,13 @@
 #define FL_BITS 32
 #include "fl_real.h"
 #include "classification.inc"
-#include "regression.inc"
-#include "margin.inc"
+#include "elementwise.inc"
+#include "rows.inc"
 #undef FL_BITS
 
 #define FL_BITS 64
 #include "fl_real.h"
 #include "classification.inc"
-#include "regression.inc"
-#include "margin.inc"
+#include "elementwise.inc"
+#include "rows.inc"
 #undef FL_BITS

@@ -44,10 +44,10 @@ typedef struct {
 } fl_targets_job;
 
 /* Element-wise losses on flat arrays of n items: x, t (same length), optional per-item
- * weight w, optional third array a (pos_weight, or margin_ranking's input2), one float
- * parameter; gx2 (margin_ranking) receives minus the gradient written to gx. */
+ * weight w, one float parameter; margin_ranking's second input x2 and its gradient gx2
+ * (minus the gradient written to gx), BCE-with-logits' pos_weight pw (NULL: none). */
 typedef struct {
-    const void *x, *t, *w, *a, *gvec;
+    const void *x, *x2, *t, *w, *pw, *gvec;
     void *loss_out, *gx, *gx2;
     int64_t n;
     double p1;

@@ -26,11 +26,10 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _dispatch
+from ._empty import EMPTY as _EMPTY
 from ._reduction import grad_scale, reduce_total
 from ._validate import grad_output_array, grad_output_scalar, masked_error
 
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-          np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 class ClassTargets(NamedTuple):
@@ -43,19 +42,35 @@ class ClassTargets(NamedTuple):
     in_forward: bool = False   # the _fwd kernel counts them itself (fills target_stats)
 
 
+class Wrt(NamedTuple):
+    """A differentiable argument of a loss call (see `wrt`)."""
+    index: int           # its position in Prepared.arrays
+    shape: tuple         # its shape as passed
+    full: tuple          # the broadcast shape the kernel sees it as
+    dtype: np.dtype      # the dtype it is computed in on its own, which its gradient is
+                         #   returned in (torch's autograd does so when float32 and float64
+                         #   inputs are mixed and promote)
+    aligned: tuple = None  # its shape aligned for that broadcast, when it differs from the
+                           #   passed shape (a var of shape (N,) used as (N, 1))
+
+
+def wrt(index, array, full=None, shape=None, aligned=None):
+    """The `Wrt` of the validated (not yet promoted) `array`, found at `index` in the
+    kernel's arrays and seen there as `full` (default: its own shape)."""
+    shape = array.shape if shape is None else tuple(shape)
+    return Wrt(index, shape, shape if full is None else tuple(full), array.dtype, aligned)
+
+
 class Prepared(NamedTuple):
     """A loss call after validation, ready for any backend."""
-    kernel: str          # base kernel name: "<kernel>_fwd" / "<kernel>_vg"
+    kernel: str          # kernel name (fastloss._kernels): "<kernel>_fwd" / "<kernel>_vg"
     arrays: tuple        # C-contiguous arrays, passed first
     params: tuple        # plain numbers, passed next
     dtype: np.dtype      # result dtype
     item_shape: tuple    # shape of the reduction="none" result
     reduction: str       # "none" | "sum" | "mean"
     denom: float         # what "mean" divides the sum by (0 gives NaN)
-    wrt: tuple           # per differentiable argument: (index in arrays, its shape as passed,
-                         #   the broadcast shape the kernel saw it as[, its shape aligned for
-                         #   that broadcast, when it differs from the passed shape: a var of
-                         #   shape (N,) used as (N, 1) by gaussian_nll_loss])
+    wrt: tuple           # a Wrt per differentiable argument, in the registry's order
     targets: ClassTargets = None  # class indices to range-check; a denom of None becomes
                                   #   the summed weight of the counted targets
 
@@ -143,14 +158,14 @@ def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_d
                                 grad_dtypes or [dtype] * len(which)):
         outs[k], out_dtypes[k] = user_out, gdt
     if out is not None:
-        for (index, shape, *_), user_out, gdt in zip(prep.wrt, outs, out_dtypes):
+        for w, user_out, gdt in zip(prep.wrt, outs, out_dtypes):
             if user_out is not None:
-                _check_out(user_out, shape, gdt)
+                _check_out(user_out, w.shape, gdt)
         if len(out) > 1:
             _check_disjoint(out, which, names or [f"argument {k}" for k in range(len(outs))])
     grad_bufs = []
-    for (index, shape, *_), user_out in zip(prep.wrt, outs):
-        canonical = prep.arrays[index]
+    for w, user_out in zip(prep.wrt, outs):
+        canonical = prep.arrays[w.index]
         # The kernel writes a gradient straight into out= only when out cannot overlap
         # anything it reads (the arrays, grad_output): else into a temporary, copied after,
         # so that out= may be any argument, as with NumPy's ufuncs.
@@ -171,8 +186,8 @@ def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_d
         value = reduce_total(total, prep.reduction, prep.denom, dtype)
     grads = []
     for k in which:
-        (index, shape, full, *aligned), buf, user_out = prep.wrt[k], grad_bufs[k], outs[k]
-        grad = _sum_to(buf, aligned[0] if aligned else shape, full).reshape(shape)
+        w, buf, user_out = prep.wrt[k], grad_bufs[k], outs[k]
+        grad = _sum_to(buf, w.aligned or w.shape, w.full).reshape(w.shape)
         if user_out is not None:
             if not np.may_share_memory(grad, user_out):
                 np.copyto(user_out, grad)

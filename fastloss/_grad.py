@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, overload
 
-import numpy as np
 from numpy.typing import NDArray
 
 from . import _engine
 from ._registry import spec_of
 from ._typing import Argnum, ValueAndGrad, ValueAndGrads
-from ._validate import compute_dtype, is_floating
-
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 @overload
@@ -67,7 +63,6 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
     """
     spec = spec_of(loss_fn)
     single, positions = _engine.argnums_to_positions(spec, argnums)
-    params = spec.parameters   # inspect.signature: once here, not per call
 
     def loss_and_grad(*args, grad_output=None, out=None, backend=None, **kwargs):
         prep = spec.prepare(*args, **kwargs)
@@ -80,37 +75,14 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
                                else type(out).__name__))
         else:
             outs = tuple(out)
-        value, grads = _engine.value_and_grad(prep, positions, grad_output, outs, backend,
-                                              _input_dtypes(spec, params, positions, args,
-                                                            kwargs, prep.dtype),
-                                              spec.differentiable)
+        # each gradient in its own input's dtype (Wrt.dtype), as torch's autograd gives it
+        # when float32 and float64 inputs are mixed; None in the common case of one dtype
+        dtypes = [prep.wrt[p].dtype for p in positions]
+        value, grads = _engine.value_and_grad(
+            prep, positions, grad_output, outs, backend,
+            None if all(dt == prep.dtype for dt in dtypes) else dtypes, spec.differentiable)
         return value, (grads[0] if single else tuple(grads))
 
     loss_and_grad.__name__ = f"value_and_grad_{spec.name}"
     loss_and_grad.__doc__ = f"Value and gradient of fastloss.{spec.name}; see value_and_grad."
     return loss_and_grad
-
-
-def _input_dtypes(spec, names, positions, args, kwargs, computed):
-    """The dtype each requested gradient is returned in: the dtype its own input is
-    computed in (float32 for float32 and every smaller float, float64 for float64 and
-    longdouble; see _validate.compute_dtype), which differs from `computed` when inputs of
-    both precisions are mixed (they promote, and torch's autograd returns each gradient in
-    its input's dtype); `computed` for an input without a dtype (a list, a number). None
-    when no gradient differs from `computed` (the common case). `names` is
-    spec.parameters, looked up once by value_and_grad (it calls inspect.signature)."""
-    dtypes = []
-    for p in positions:
-        i = names.index(spec.differentiable[p])
-        value = args[i] if i < len(args) else kwargs.get(names[i])
-        dt = getattr(value, "dtype", None)
-        if dt is _F32 or dt is _F64:
-            dtypes.append(dt)
-        elif isinstance(dt, np.dtype):
-            dtypes.append(compute_dtype(dt) if is_floating(dt) else computed)
-        elif dt is not None and type(value).__module__.startswith("torch"):
-            dtypes.append((_F32 if value.element_size() <= 4 else _F64)
-                          if value.is_floating_point() else computed)
-        else:
-            dtypes.append(computed)
-    return None if all(dt == computed for dt in dtypes) else dtypes

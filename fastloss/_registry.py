@@ -12,7 +12,7 @@ from typing import Any, Callable, ParamSpec, Sequence, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _engine
+from . import _engine, _kernels
 
 P = ParamSpec("P")
 
@@ -71,7 +71,7 @@ class LossSpec:
     function: object          # the public function
     prepare: object           # same arguments -> _engine.Prepared
     differentiable: tuple     # names of the arguments it has a gradient for, in order
-    kernels: tuple = field(default=())   # kernel base names it may dispatch to
+    kernels: tuple = field(default=())   # kernels it may dispatch to (fastloss._kernels names)
     extensions: tuple = field(default=())  # keyword-only arguments that are fastloss's own
                                            #   (not torch's): z_loss, softcap, exact_grad
     oracle: Oracle | None = None  # the torch twin; None for a loss torch does not have,
@@ -106,6 +106,11 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
     (float64 golden fixtures, finite differences, every backend) and the benchmark has
     no torch peer for it.
     """
+    undeclared = [k for k in kernels if k not in _kernels.KERNELS]
+    if undeclared:   # a typo here would only show as a LookupError at the first call
+        raise ValueError(f"kernels: {', '.join(map(repr, undeclared))} not declared in "
+                         "fastloss._kernels")
+
     def decorate(prepare: Callable[P, _engine.Prepared]) -> Callable[P, NDArray[Any]]:
         name = prepare.__name__
 

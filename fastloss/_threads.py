@@ -55,4 +55,13 @@ def set_num_threads(n: int) -> None:
         hook(n)
 
 
-_on_change: list = []   # backends register a callback here to apply a new count
+def on_change(hook):
+    """Register `hook(n)`, called with the new count whenever `set_num_threads` changes it
+    (how each parallel backend applies the count to its own pool); registering the same
+    hook again does nothing. Returns `hook`."""
+    if hook not in _on_change:
+        _on_change.append(hook)
+    return hook
+
+
+_on_change: list = []   # the registered hooks (see on_change)

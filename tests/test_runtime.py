@@ -29,7 +29,7 @@ _FORK_STRESS = r"""
 import os, sys, threading, time, warnings
 import numpy as np, numba, fastloss
 warnings.simplefilter("ignore", DeprecationWarning)   # 3.12+: fork() with threads running
-from fastloss._numba import _common
+from fastloss._numba import _threading
 
 N_FORKS, PER_CHILD = {n_forks}, {per_child}
 x = np.linspace(-2, 2, 40_000, dtype=np.float32)       # above PARALLEL_MIN: parallel driver
@@ -55,7 +55,7 @@ for i in range(N_FORKS):
     if pid == 0:                                       # the child: one parallel-sized call
         os.close(r)
         ok = kernel() == expected
-        os.write(w, b"%d%d" % (ok, _common.STATE.parallel))
+        os.write(w, b"%d%d" % (ok, _threading.STATE.parallel))
         os._exit(0)
     os.close(w)
     deadline = time.monotonic() + PER_CHILD
@@ -102,7 +102,7 @@ def test_fork_while_another_thread_runs_parallel_kernels():
 _FORK_FROM_THREAD = r"""
 import os, sys, threading, time
 import numpy as np, numba, fastloss
-from fastloss._numba import _common
+from fastloss._numba import _threading
 x = np.linspace(-2, 2, 40_000, dtype=np.float32); y = np.zeros_like(x)
 expected = float(fastloss.mse_loss(x, y, backend="numba"))     # the main thread owns the pool
 if numba.threading_layer() != "tbb":
@@ -112,7 +112,7 @@ def fork_here():
     pid = os.fork()
     if pid == 0:
         ok = float(fastloss.mse_loss(x, y, backend="numba")) == expected
-        os._exit(0 if ok and not _common.STATE.parallel else 3)
+        os._exit(0 if ok and not _threading.STATE.parallel else 3)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)

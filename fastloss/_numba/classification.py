@@ -24,8 +24,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._common import FM, call, coef_at, sum_partials
+from .._empty import EMPTY as _EMPTY
+from ._common import FM, coef_at, sum_partials
 from ._math import fcast, fexpm, flog, fmaximum, prefetch
+from ._threading import call
 from ._vec import nanmax_row
 
 __all__ = ["class_targets", "nll_fwd", "nll_vg", "ce_class_fwd", "ce_class_vg", "ce_prob_fwd",
@@ -652,8 +654,6 @@ def _targets_ser(t, w, n_classes, ignore_index, use_ignore):
 
 
 # ------------------------------------------------------------------ the contract
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-          np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 def class_targets(t, w, n_classes, ignore_index, use_ignore):

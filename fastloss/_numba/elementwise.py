@@ -3,36 +3,39 @@ KL divergence) as fused Numba kernels on flat, already broadcast arrays.
 
 Each loss is one loop (``_<loss>_pts``) computing, for a block of elements, the loss and
 its derivative in the input's float type, so that float32 runs 8 lanes wide with the
-polynomial exp/log of ``_math``. One generic block (``_ew_block``) then applies the
-element weight, stores the items, sums the block in float64 and scales the derivatives
-by the gradient coefficient, while the block is still in cache. In the forward kernels
-the derivative goes to a per-block scratch buffer and is dropped: computing it costs a
-few instructions, a second copy of every loop would cost far more code.
+polynomial exp/log of ``_math``. Its arguments are the kernel's declared arrays (less the
+element weight ``w``) and parameters (``fastloss._kernels``), then ``nb, lb``, one
+derivative block per declared gradient, and ``want_grad``. One block function per loss,
+generated from that declaration (``_<loss>_block``), then applies the element weight,
+stores the items, sums the block in float64 and scales the derivatives by the gradient
+coefficient, while the block is still in cache. In the forward kernels the derivative goes
+to a per-block scratch buffer and is dropped: computing it costs a few instructions, a
+second copy of every loop would cost far more code.
+
+Each loss has its own generated block and drivers, so the first call of a loss compiles
+that loss only (one driver shared by every element-wise loss used to compile them all,
+~0.9 s per loss). Adding an element-wise loss is its declaration and its ``_pts`` loop.
 """
 import numpy as np
 from numba import njit, prange
 
-from ._common import FM, call, coef_at, sum_partials
+from .. import _kernels
+from .._constants import BCE_GRAD_EPS, HALF_LOG_2PI
+from .._empty import EMPTY as _OUT_EMPTY, EMPTY_READ_ONLY as _EMPTY
+from ._common import FM, block_drivers, coef_at, define, sum_partials
 from ._math import fcast, fexp, fexpm, flog, flog1p, flog1p_unit, fmaximum
+from ._threading import call
 
-__all__ = ["l1_fwd", "l1_vg", "mse_fwd", "mse_vg", "smooth_l1_fwd", "smooth_l1_vg", "huber_fwd",
-           "huber_vg", "bce_fwd", "bce_vg", "bce_logits_fwd", "bce_logits_vg", "poisson_nll_fwd",
-           "poisson_nll_vg", "gaussian_nll_fwd", "gaussian_nll_vg", "kl_div_fwd", "kl_div_vg",
-           "hinge_embedding_fwd", "hinge_embedding_vg", "soft_margin_fwd", "soft_margin_vg",
-           "margin_ranking_fwd", "margin_ranking_vg"]
+KERNELS = [k for k in _kernels.of_family("elementwise") if "numba" in k.backends]
+__all__ = [f for k in KERNELS for f in k.functions()]
 
 
 EB = 16384     # elements per reduction block (fixed: results do not depend on threads)
 
-(L1, MSE, SMOOTH_L1, HUBER, BCE, BCE_LOGITS, POISSON, GAUSSIAN, KL_DIV, HINGE, SOFT_MARGIN,
- MARGIN_RANKING) = range(12)
-HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
-BCE_GRAD_EPS = float(np.float32(1e-12))    # torch's bound on x(1 - x), whatever the dtype
-
 
 # ------------------------------------------------------------------ one loop per loss
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _l1_pts(x, t, nb, lb, g):
+def _l1_pts(x, t, nb, lb, g, want_grad):
     zero = fcast(x[0], 0.0)
     one = fcast(x[0], 1.0)
     for k in range(nb):
@@ -42,7 +45,7 @@ def _l1_pts(x, t, nb, lb, g):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _mse_pts(x, t, nb, lb, g):
+def _mse_pts(x, t, nb, lb, g, want_grad):
     two = fcast(x[0], 2.0)
     for k in range(nb):
         d = x[k] - t[k]
@@ -51,7 +54,7 @@ def _mse_pts(x, t, nb, lb, g):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _smooth_l1_pts(x, t, beta, nb, lb, g):
+def _smooth_l1_pts(x, t, beta, nb, lb, g, want_grad):
     b = fcast(x[0], beta)
     hb = fcast(x[0], 0.5 * beta)
     half = fcast(x[0], 0.5)
@@ -64,7 +67,7 @@ def _smooth_l1_pts(x, t, beta, nb, lb, g):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _huber_pts(x, t, delta, nb, lb, g):
+def _huber_pts(x, t, delta, nb, lb, g, want_grad):
     dl = fcast(x[0], delta)
     hd = fcast(x[0], 0.5 * delta)
     half = fcast(x[0], 0.5)
@@ -76,7 +79,7 @@ def _huber_pts(x, t, delta, nb, lb, g):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _bce_pts(x, t, nb, lb, g):
+def _bce_pts(x, t, nb, lb, g, want_grad):
     one = fcast(x[0], 1.0)
     floor = fcast(x[0], -100.0)
     geps = fcast(x[0], BCE_GRAD_EPS)
@@ -120,7 +123,7 @@ def _bce_logits_pts(x, t, pw, nb, lb, g, want_grad):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _poisson_pts(x, t, log_input, full, eps, nb, lb, g):
+def _poisson_nll_pts(x, t, log_input, full, eps, nb, lb, g, want_grad):
     one = fcast(x[0], 1.0)
     half = fcast(x[0], 0.5)
     two_pi = fcast(x[0], 2.0 * np.pi)
@@ -147,7 +150,7 @@ def _poisson_pts(x, t, log_input, full, eps, nb, lb, g):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _gaussian_pts(x, t, v, full, eps, nb, lb, g, gv):
+def _gaussian_nll_pts(x, t, v, full, eps, nb, lb, g, gv, want_grad):
     half = fcast(x[0], 0.5)
     one = fcast(x[0], 1.0)
     ep = fcast(x[0], eps)
@@ -162,7 +165,7 @@ def _gaussian_pts(x, t, v, full, eps, nb, lb, g, gv):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _kl_div_pts(x, t, log_target, nb, lb, g):
+def _kl_div_pts(x, t, log_target, nb, lb, g, want_grad):
     zero = fcast(x[0], 0.0)
     if log_target:
         for k in range(nb):
@@ -178,7 +181,7 @@ def _kl_div_pts(x, t, log_target, nb, lb, g):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _hinge_pts(x, t, margin, nb, lb, g):
+def _hinge_embedding_pts(x, t, margin, nb, lb, g, want_grad):
     mg = fcast(x[0], margin)
     zero = fcast(x[0], 0.0)
     one = fcast(x[0], 1.0)
@@ -193,7 +196,7 @@ def _hinge_pts(x, t, margin, nb, lb, g):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _soft_margin_pts(x, t, nb, lb, g):
+def _soft_margin_pts(x, t, nb, lb, g, want_grad):
     zero = fcast(x[0], 0.0)
     one = fcast(x[0], 1.0)
     for k in range(nb):
@@ -206,20 +209,20 @@ def _soft_margin_pts(x, t, nb, lb, g):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _margin_ranking_pts(x1, x2, y, margin, nb, lb, g, h):
+def _margin_ranking_pts(x1, x2, t, margin, nb, lb, g1, g2, want_grad):
     mg = fcast(x1[0], margin)
     zero = fcast(x1[0], 0.0)
     one = fcast(x1[0], 1.0)
     for k in range(nb):
-        yk = y[k]
+        yk = t[k]
         z = -yk * (x1[k] - x2[k]) + mg
         lb[k] = fmaximum(z, zero)
         d = (one if z >= zero else zero) * -yk
-        g[k] = d
-        h[k] = -d
+        g1[k] = d
+        g2[k] = -d
 
 
-# ------------------------------------------------------------------ the generic block
+# ------------------------------------------------------------------ the block, once per loss
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _ew_finish(i0, nb, lb, w, gscale, gvec, loss_out, g, want_grad):
     """Weight, store and sum a block's losses; scale its derivatives into gradients."""
@@ -248,85 +251,107 @@ def _ew_finish(i0, nb, lb, w, gscale, gvec, loss_out, g, want_grad):
     return total
 
 
+# The block of one loss, generated from its declaration. Every array is sliced to the
+# block, so the loops index from 0 with a range variable: Numba then needs no
+# negative-index fix-up and LLVM vectorizes them. A second gradient (gaussian_nll's var,
+# margin_ranking's input2) is scaled like the first (neither loss has an element weight);
+# want_grad is passed on, not a literal True, which would compile _ew_finish twice.
+_BLOCK = """
 @njit(cache=True, error_model="numpy")
-def _ew_block(b, kind, x, t, v, w, pw, p0, p1, p2, gscale, gvec, loss_out, gx, gv,
-              want_grad):
-    # Every array is sliced to the block, so the loops index from 0 with a range variable:
-    # Numba then needs no negative-index fix-up and LLVM vectorizes them.
+def _{name}_block(b, {args}):
     i0 = b * EB
-    i1 = min(i0 + EB, x.shape[0])
+    i1 = min(i0 + EB, {a0}.shape[0])
     nb = i1 - i0
-    xs, ts, vs, ws, pws = x[i0:i1], t[i0:i1], v[i0:i1], w[i0:i1], pw[i0:i1]
-    lb = np.empty(nb, x.dtype)
+    lb = np.empty(nb, {a0}.dtype)
     if want_grad:
-        g, h = gx[i0:i1], gv[i0:i1]
+{grad_slices}
     else:
-        g = np.empty(nb, x.dtype)
-        h = np.empty(nb if (kind == GAUSSIAN or kind == MARGIN_RANKING) else 0, x.dtype)
-    if kind == L1:
-        _l1_pts(xs, ts, nb, lb, g)
-    elif kind == MSE:
-        _mse_pts(xs, ts, nb, lb, g)
-    elif kind == SMOOTH_L1:
-        _smooth_l1_pts(xs, ts, p0, nb, lb, g)
-    elif kind == HUBER:
-        _huber_pts(xs, ts, p0, nb, lb, g)
-    elif kind == BCE:
-        _bce_pts(xs, ts, nb, lb, g)
-    elif kind == BCE_LOGITS:
-        _bce_logits_pts(xs, ts, pws, nb, lb, g, want_grad)
-    elif kind == POISSON:
-        _poisson_pts(xs, ts, p0 != 0.0, p1 != 0.0, p2, nb, lb, g)
-    elif kind == GAUSSIAN:
-        _gaussian_pts(xs, ts, vs, p0 != 0.0, p1, nb, lb, g, h)
-    elif kind == KL_DIV:
-        _kl_div_pts(xs, ts, p0 != 0.0, nb, lb, g)
-    elif kind == HINGE:
-        _hinge_pts(xs, ts, p0, nb, lb, g)
-    elif kind == SOFT_MARGIN:
-        _soft_margin_pts(xs, ts, nb, lb, g)
-    else:
-        _margin_ranking_pts(xs, ts, vs, p0, nb, lb, g, h)
+{grad_scratch}
+    _{name}_pts({data}, {params}nb, lb, {grad_blocks}, want_grad)
     lo = loss_out[i0:i1]
-    total = _ew_finish(i0, nb, lb, ws, gscale, gvec, lo, g, want_grad)
-    if (kind == GAUSSIAN or kind == MARGIN_RANKING) and want_grad:
-        # the second gradient is scaled like gx (neither loss has an element weight)
-        # want_grad (True here), not a literal True: a literal would compile _ew_finish twice
-        _ew_finish(i0, nb, lb, ws[:0], gscale, gvec, lo[:0], h, want_grad)
-    return total
+    total = _ew_finish(i0, nb, lb, {weight}, gscale, gvec, lo, {g0}, want_grad)
+{more_grads}    return total
+"""
+
+# The contract functions (fastloss._engine) of one loss. Inputs are passed read-only (see
+# _readonly), the parameters as the declared Python types, so that one compiled version
+# serves every call.
+_CONTRACT = """
+def {name}_fwd({arrays}, {params}loss_out):
+    if {a0}.shape[0] == 0:
+        return 0.0
+    e = _EMPTY[{a0}.dtype]
+    o = _OUT_EMPTY[{a0}.dtype]
+    return call(_{name}_par, _{name}_ser, {a0}.shape[0], {inputs}, {converted}1.0, e,
+                loss_out, {no_grads}, False)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _ew_par(kind, x, t, v, w, pw, p0, p1, p2, gscale, gvec, loss_out, gx, gv, want_grad):
-    partial = np.empty((x.shape[0] + EB - 1) // EB)
-    # prange(0, n), not prange(n): Numba types the index of prange(n) as uint64 in the
-    # parallel loop body but as int64 when typing the function, and so compiled _ew_block
-    # (all twelve losses) twice; with an explicit start both are int64.
-    for b in prange(0, partial.shape[0]):
-        partial[b] = _ew_block(b, kind, x, t, v, w, pw, p0, p1, p2, gscale, gvec, loss_out,
-                               gx, gv, want_grad)
-    return sum_partials(partial)
+def {name}_vg({arrays}, {params}gscale, gvec, loss_out, {gouts}):
+    if {a0}.shape[0] == 0:
+        return 0.0
+    return call(_{name}_par, _{name}_ser, {a0}.shape[0], {inputs}, {converted}float(gscale),
+                _readonly(gvec), loss_out, {grads_flat}, True)
+"""
 
 
-@njit(cache=True, error_model="numpy")
-def _ew_ser(kind, x, t, v, w, pw, p0, p1, p2, gscale, gvec, loss_out, gx, gv, want_grad):
-    partial = np.empty((x.shape[0] + EB - 1) // EB)
-    for b in range(partial.shape[0]):
-        partial[b] = _ew_block(b, kind, x, t, v, w, pw, p0, p1, p2, gscale, gvec, loss_out,
-                               gx, gv, want_grad)
-    return sum_partials(partial)
+def _generate(k, namespace):
+    """Define the block, drivers and contract functions of the element-wise kernel `k`
+    (its ``_<name>_pts`` loop is written out above; a contract function written out by
+    hand, like margin_ranking_fwd, is kept)."""
+    if "_" + k.name + "_pts" not in namespace:
+        raise NameError(f"element-wise kernel {k.name!r} is declared (fastloss._kernels) "
+                        f"but has no loop _{k.name}_pts")
+    a0 = k.arrays[0]
+    params = [p for p, _ in k.params]
+    gouts = ["g" + a for a in k.grads]
+    blocks = [g + "_b" for g in gouts]
+    args = [*k.arrays, *params, "gscale", "gvec", "loss_out", *gouts, "want_grad"]
+    pre = "".join(p + ", " for p in params)
+    block = _BLOCK.format(
+        name=k.name, args=", ".join(args), a0=a0,
+        grad_slices="\n".join(f"        {b} = {g}[i0:i1]" for b, g in zip(blocks, gouts)),
+        grad_scratch="\n".join(f"        {b} = np.empty(nb, {a0}.dtype)" for b in blocks),
+        data=", ".join(f"{a}[i0:i1]" for a in k.arrays if a != "w"), params=pre,
+        grad_blocks=", ".join(blocks),
+        weight="w[i0:i1]" if "w" in k.arrays else f"{a0}[:0]", g0=blocks[0],
+        more_grads="".join(f"    if want_grad:\n        _ew_finish(i0, nb, lb, {a0}[:0], gscale,"
+                           f" gvec, lo[:0], {b}, want_grad)\n" for b in blocks[1:]))
+    define(namespace, block)
+    block_drivers(namespace, "_" + k.name, "_" + k.name + "_block", args, f"{a0}.shape[0]", "EB")
+    contract = _CONTRACT.format(
+        name=k.name, arrays=", ".join(k.arrays), params=pre, a0=a0,
+        inputs=", ".join(f"_readonly({a})" for a in k.arrays),
+        converted="".join(f"{t}({p}), " for p, t in k.params),
+        no_grads=", ".join("o" for _ in gouts), gouts=", ".join(gouts),
+        grads_flat=", ".join(f"{g}.reshape(-1)" for g in gouts))
+    kept = {f: namespace[f] for f in k.functions() if f in namespace}
+    define(namespace, contract)
+    namespace.update(kept)
+
+
+def _readonly(a):
+    """`a`, or a read-only view of it. Numba compiles a separate version of a kernel for
+    read-only arrays (np.broadcast_to views: margin_ranking_loss's inputs are read-only,
+    the others' are not), which would compile each loss's driver a second time. Every
+    input is passed read-only, so one version serves every call."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
 
 
 # ------------------------------------------------------------------ margin_ranking forward
 # Its own fused loop: three inputs read once and the losses summed in float64 as they are
-# made (the generic block above writes the losses and both derivatives to per-block
-# scratch arrays and reads them back, which made this read-bound loss compute-bound).
+# made (the generic block writes the losses and both derivatives to per-block scratch
+# arrays and reads them back, which made this read-bound loss compute-bound).
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _margin_ranking_fwd_block(b, x1, x2, y, margin, loss_out):
+def _margin_ranking_fwd_block(b, x1, x2, t, margin, loss_out):
     i0 = b * EB
     i1 = min(i0 + EB, x1.shape[0])
     nb = i1 - i0
-    a1, a2, ys = x1[i0:i1], x2[i0:i1], y[i0:i1]
+    a1, a2, ys = x1[i0:i1], x2[i0:i1], t[i0:i1]
     mg = fcast(x1[0], margin)
     zero = fcast(x1[0], 0.0)
     total = 0.0
@@ -344,156 +369,9 @@ def _margin_ranking_fwd_block(b, x1, x2, y, margin, loss_out):
     return total
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _margin_ranking_fwd_par(x1, x2, y, margin, loss_out):
-    partial = np.empty((x1.shape[0] + EB - 1) // EB)
-    for b in prange(0, partial.shape[0]):
-        partial[b] = _margin_ranking_fwd_block(b, x1, x2, y, margin, loss_out)
-    return sum_partials(partial)
-
-
-@njit(cache=True, error_model="numpy")
-def _margin_ranking_fwd_ser(x1, x2, y, margin, loss_out):
-    partial = np.empty((x1.shape[0] + EB - 1) // EB)
-    for b in range(partial.shape[0]):
-        partial[b] = _margin_ranking_fwd_block(b, x1, x2, y, margin, loss_out)
-    return sum_partials(partial)
-
-
-def _readonly(a):
-    """`a`, or a read-only view of it. Numba compiles a separate version of a kernel for
-    read-only arrays (np.broadcast_to views: margin_ranking_loss's inputs are read-only,
-    the others' are not), and for _ew_par that is the whole twelve-loss driver again
-    (~10 s cold). Every input is passed read-only, so one version serves every call."""
-    if a.flags.writeable:
-        a = a.view()
-        a.flags.writeable = False
-    return a
-
-
-def _empty(dtype):
-    e = np.empty(0, dtype)
-    e.flags.writeable = False
-    return e
-
-
-_EMPTY = {np.dtype(np.float32): _empty(np.float32), np.dtype(np.float64): _empty(np.float64)}
-_OUT_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-              np.dtype(np.float64): np.empty(0, np.float64)}
-
-
-def _run(kind, x, t, v=None, w=None, pw=None, p0=0.0, p1=0.0, p2=0.0, gscale=1.0, gvec=None,
-         loss_out=None, gx=None, gv=None, want_grad=False):
-    e = _EMPTY[x.dtype]          # inputs: read-only (see _readonly)
-    o = _OUT_EMPTY[x.dtype]      # outputs: writable
-    if x.shape[0] == 0:
-        return 0.0
-    return call(_ew_par, _ew_ser, x.shape[0], kind, _readonly(x), _readonly(t),
-                e if v is None else _readonly(v), e if w is None else _readonly(w),
-                e if pw is None else _readonly(pw), float(p0), float(p1), float(p2),
-                float(gscale), e if gvec is None else _readonly(gvec), loss_out,
-                o if gx is None else gx.reshape(-1), o if gv is None else gv.reshape(-1),
-                want_grad)
-
-
-# ------------------------------------------------------------------ the contract
-def l1_fwd(x, t, w, loss_out):
-    return _run(L1, x, t, w=w, loss_out=loss_out)
-
-
-def l1_vg(x, t, w, gscale, gvec, loss_out, gx):
-    return _run(L1, x, t, w=w, gscale=gscale, gvec=gvec, loss_out=loss_out, gx=gx,
-                want_grad=True)
-
-
-def mse_fwd(x, t, w, loss_out):
-    return _run(MSE, x, t, w=w, loss_out=loss_out)
-
-
-def mse_vg(x, t, w, gscale, gvec, loss_out, gx):
-    return _run(MSE, x, t, w=w, gscale=gscale, gvec=gvec, loss_out=loss_out, gx=gx,
-                want_grad=True)
-
-
-def smooth_l1_fwd(x, t, w, beta, loss_out):
-    return _run(SMOOTH_L1, x, t, w=w, p0=beta, loss_out=loss_out)
-
-
-def smooth_l1_vg(x, t, w, beta, gscale, gvec, loss_out, gx):
-    return _run(SMOOTH_L1, x, t, w=w, p0=beta, gscale=gscale, gvec=gvec, loss_out=loss_out,
-                gx=gx, want_grad=True)
-
-
-def huber_fwd(x, t, w, delta, loss_out):
-    return _run(HUBER, x, t, w=w, p0=delta, loss_out=loss_out)
-
-
-def huber_vg(x, t, w, delta, gscale, gvec, loss_out, gx):
-    return _run(HUBER, x, t, w=w, p0=delta, gscale=gscale, gvec=gvec, loss_out=loss_out,
-                gx=gx, want_grad=True)
-
-
-def bce_fwd(x, t, w, loss_out):
-    return _run(BCE, x, t, w=w, loss_out=loss_out)
-
-
-def bce_vg(x, t, w, gscale, gvec, loss_out, gx):
-    return _run(BCE, x, t, w=w, gscale=gscale, gvec=gvec, loss_out=loss_out, gx=gx,
-                want_grad=True)
-
-
-def bce_logits_fwd(x, t, w, pw, loss_out):
-    return _run(BCE_LOGITS, x, t, w=w, pw=pw, loss_out=loss_out)
-
-
-def bce_logits_vg(x, t, w, pw, gscale, gvec, loss_out, gx):
-    return _run(BCE_LOGITS, x, t, w=w, pw=pw, gscale=gscale, gvec=gvec, loss_out=loss_out,
-                gx=gx, want_grad=True)
-
-
-def poisson_nll_fwd(x, t, log_input, full, eps, loss_out):
-    return _run(POISSON, x, t, p0=log_input, p1=full, p2=eps, loss_out=loss_out)
-
-
-def poisson_nll_vg(x, t, log_input, full, eps, gscale, gvec, loss_out, gx):
-    return _run(POISSON, x, t, p0=log_input, p1=full, p2=eps, gscale=gscale, gvec=gvec,
-                loss_out=loss_out, gx=gx, want_grad=True)
-
-
-def gaussian_nll_fwd(x, t, v, full, eps, loss_out):
-    return _run(GAUSSIAN, x, t, v=v, p0=full, p1=eps, loss_out=loss_out)
-
-
-def gaussian_nll_vg(x, t, v, full, eps, gscale, gvec, loss_out, gx, gv):
-    return _run(GAUSSIAN, x, t, v=v, p0=full, p1=eps, gscale=gscale, gvec=gvec,
-                loss_out=loss_out, gx=gx, gv=gv, want_grad=True)
-
-
-def kl_div_fwd(x, t, log_target, loss_out):
-    return _run(KL_DIV, x, t, p0=log_target, loss_out=loss_out)
-
-
-def kl_div_vg(x, t, log_target, gscale, gvec, loss_out, gx):
-    return _run(KL_DIV, x, t, p0=log_target, gscale=gscale, gvec=gvec, loss_out=loss_out,
-                gx=gx, want_grad=True)
-
-
-def hinge_embedding_fwd(x, t, margin, loss_out):
-    return _run(HINGE, x, t, p0=margin, loss_out=loss_out)
-
-
-def hinge_embedding_vg(x, t, margin, gscale, gvec, loss_out, gx):
-    return _run(HINGE, x, t, p0=margin, gscale=gscale, gvec=gvec, loss_out=loss_out, gx=gx,
-                want_grad=True)
-
-
-def soft_margin_fwd(x, t, loss_out):
-    return _run(SOFT_MARGIN, x, t, loss_out=loss_out)
-
-
-def soft_margin_vg(x, t, gscale, gvec, loss_out, gx):
-    return _run(SOFT_MARGIN, x, t, gscale=gscale, gvec=gvec, loss_out=loss_out, gx=gx,
-                want_grad=True)
+_margin_ranking_fwd_par, _margin_ranking_fwd_ser = block_drivers(
+    globals(), "_margin_ranking_fwd", "_margin_ranking_fwd_block",
+    ("x1", "x2", "t", "margin", "loss_out"), "x1.shape[0]", "EB")
 
 
 def margin_ranking_fwd(x1, x2, t, margin, loss_out):
@@ -503,6 +381,6 @@ def margin_ranking_fwd(x1, x2, t, margin, loss_out):
                 _readonly(x2), _readonly(t), float(margin), loss_out)
 
 
-def margin_ranking_vg(x1, x2, t, margin, gscale, gvec, loss_out, gx1, gx2):
-    return _run(MARGIN_RANKING, x1, x2, v=t, p0=margin, gscale=gscale, gvec=gvec,
-                loss_out=loss_out, gx=gx1, gv=gx2, want_grad=True)
+for _k in KERNELS:
+    _generate(_k, globals())
+del _k

@@ -21,8 +21,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._common import FM, call, coef_at, sum_partials
+from ._common import FM, coef_at, sum_partials
 from ._math import fcast, fexpm, fmaximum
+from ._threading import call
 
 __all__ = ["ce_ext_class_fwd", "ce_ext_class_vg", "ce_ext_prob_fwd", "ce_ext_prob_vg",
            "linear_ce_class_fwd", "linear_ce_class_vg", "linear_ce_prob_fwd",
@@ -375,9 +376,9 @@ def linear_ce_class_fwd(x, wf, t, b, w, c, d, ignore_index, eps, z_loss, cap, ch
 
 
 def linear_ce_class_vg(x, wf, t, b, w, c, d, ignore_index, eps, z_loss, cap, chunk, gscale,
-                       gvec, loss_out, gx, gw, gb):
+                       gvec, loss_out, gx, gwf, gb):
     return _linear(x, wf, t, None, b, w, c, d, ignore_index, eps, z_loss, cap, chunk, gscale,
-                   gvec, loss_out, gx, gw, gb, True)
+                   gvec, loss_out, gx, gwf, gb, True)
 
 
 def linear_ce_prob_fwd(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, loss_out):
@@ -386,6 +387,6 @@ def linear_ce_prob_fwd(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, loss_out):
 
 
 def linear_ce_prob_vg(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, gscale, gvec, loss_out,
-                      gx, gw, gb):
+                      gx, gwf, gb):
     return _linear(x, wf, None, p, b, w, c, d, 0, eps, z_loss, cap, chunk, gscale, gvec,
-                   loss_out, gx, gw, gb, True)
+                   loss_out, gx, gwf, gb, True)

@@ -2,16 +2,20 @@
 per row of an (N, C) or (N, D) array, as fused Numba kernels.
 
 Every loss has one row function computing the row's loss (and, when asked, writing its
-gradient), a block function summing ``ROWS`` rows in float64, and a serial and a
-parallel driver over the same blocks (see ``_common``: thread-count independent sums).
+gradient) and a block function summing ``ROWS`` rows in float64; its serial and parallel
+drivers over the same blocks are generated (``_common.block_drivers``: thread-count
+independent sums, no copied driver skeleton).
 """
 import math
 
 import numpy as np
 from numba import njit, prange
 
-from ._common import FM, call, coef_at, sum_partials
+from .._constants import COSINE_EPS as EPSILON
+from .._empty import EMPTY as _EMPTY, EMPTY_2D as _EMPTY2
+from ._common import FM, block_drivers, coef_at
 from ._math import fcast, fexpm, flog1p_unit, fmaximum
+from ._threading import call
 
 __all__ = ["multi_margin_fwd", "multi_margin_vg", "multilabel_margin_fwd", "multilabel_margin_vg",
            "multilabel_soft_margin_fwd", "multilabel_soft_margin_vg", "cosine_embedding_fwd",
@@ -19,7 +23,6 @@ __all__ = ["multi_margin_fwd", "multi_margin_vg", "multilabel_margin_fwd", "mult
 
 
 ROWS = 64          # rows per reduction block
-EPSILON = float(np.float32(1e-12))     # torch's constant added to squared norms (cosine)
 
 
 # ------------------------------------------------------------------ multi_margin
@@ -100,22 +103,10 @@ def _multi_margin_block(b, x, t, w, p, margin, gscale, gvec, loss_out, gx, want_
     return total
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _multi_margin_par(x, t, w, p, margin, gscale, gvec, loss_out, gx, want_grad):
-    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
-    for b in prange(0, partial.shape[0]):
-        partial[b] = _multi_margin_block(b, x, t, w, p, margin, gscale, gvec, loss_out, gx,
-                                         want_grad)
-    return sum_partials(partial)
-
-
-@njit(cache=True, error_model="numpy")
-def _multi_margin_ser(x, t, w, p, margin, gscale, gvec, loss_out, gx, want_grad):
-    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
-    for b in range(partial.shape[0]):
-        partial[b] = _multi_margin_block(b, x, t, w, p, margin, gscale, gvec, loss_out, gx,
-                                         want_grad)
-    return sum_partials(partial)
+_multi_margin_par, _multi_margin_ser = block_drivers(
+    globals(), "_multi_margin", "_multi_margin_block",
+    ("x", "t", "w", "p", "margin", "gscale", "gvec", "loss_out", "gx", "want_grad"),
+    "x.shape[0]", "ROWS")
 
 
 # ------------------------------------------------------------------ multilabel_margin
@@ -176,20 +167,10 @@ def _multilabel_margin_block(b, x, t, gscale, gvec, loss_out, gx, want_grad):
     return total
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _multilabel_margin_par(x, t, gscale, gvec, loss_out, gx, want_grad):
-    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
-    for b in prange(0, partial.shape[0]):
-        partial[b] = _multilabel_margin_block(b, x, t, gscale, gvec, loss_out, gx, want_grad)
-    return sum_partials(partial)
-
-
-@njit(cache=True, error_model="numpy")
-def _multilabel_margin_ser(x, t, gscale, gvec, loss_out, gx, want_grad):
-    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
-    for b in range(partial.shape[0]):
-        partial[b] = _multilabel_margin_block(b, x, t, gscale, gvec, loss_out, gx, want_grad)
-    return sum_partials(partial)
+_multilabel_margin_par, _multilabel_margin_ser = block_drivers(
+    globals(), "_multilabel_margin", "_multilabel_margin_block",
+    ("x", "t", "gscale", "gvec", "loss_out", "gx", "want_grad"),
+    "x.shape[0]", "ROWS")
 
 
 # ------------------------------------------------------------------ multilabel_soft_margin
@@ -237,20 +218,10 @@ def _mlsm_block(b, x, y, w, gscale, gvec, loss_out, gx, want_grad):
     return total
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _mlsm_par(x, y, w, gscale, gvec, loss_out, gx, want_grad):
-    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
-    for b in prange(0, partial.shape[0]):
-        partial[b] = _mlsm_block(b, x, y, w, gscale, gvec, loss_out, gx, want_grad)
-    return sum_partials(partial)
-
-
-@njit(cache=True, error_model="numpy")
-def _mlsm_ser(x, y, w, gscale, gvec, loss_out, gx, want_grad):
-    partial = np.empty((x.shape[0] + ROWS - 1) // ROWS)
-    for b in range(partial.shape[0]):
-        partial[b] = _mlsm_block(b, x, y, w, gscale, gvec, loss_out, gx, want_grad)
-    return sum_partials(partial)
+_mlsm_par, _mlsm_ser = block_drivers(
+    globals(), "_mlsm", "_mlsm_block",
+    ("x", "y", "w", "gscale", "gvec", "loss_out", "gx", "want_grad"),
+    "x.shape[0]", "ROWS")
 
 
 # ------------------------------------------------------------------ cosine_embedding
@@ -301,22 +272,10 @@ def _cosine_block(b, x1, x2, t, margin, gscale, gvec, loss_out, g1, g2, want_gra
     return total
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _cosine_par(x1, x2, t, margin, gscale, gvec, loss_out, g1, g2, want_grad):
-    partial = np.empty((x1.shape[0] + ROWS - 1) // ROWS)
-    for b in prange(0, partial.shape[0]):
-        partial[b] = _cosine_block(b, x1, x2, t, margin, gscale, gvec, loss_out, g1, g2,
-                                   want_grad)
-    return sum_partials(partial)
-
-
-@njit(cache=True, error_model="numpy")
-def _cosine_ser(x1, x2, t, margin, gscale, gvec, loss_out, g1, g2, want_grad):
-    partial = np.empty((x1.shape[0] + ROWS - 1) // ROWS)
-    for b in range(partial.shape[0]):
-        partial[b] = _cosine_block(b, x1, x2, t, margin, gscale, gvec, loss_out, g1, g2,
-                                   want_grad)
-    return sum_partials(partial)
+_cosine_par, _cosine_ser = block_drivers(
+    globals(), "_cosine", "_cosine_block",
+    ("x1", "x2", "t", "margin", "gscale", "gvec", "loss_out", "g1", "g2", "want_grad"),
+    "x1.shape[0]", "ROWS")
 
 
 # ------------------------------------------------------------------ triplet_margin
@@ -447,31 +406,14 @@ def _triplet_block(b, a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out,
     return total
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _triplet_par(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gp, gn,
-                 want_grad):
-    partial = np.empty((a.shape[0] + ROWS - 1) // ROWS)
-    for b in prange(0, partial.shape[0]):
-        partial[b] = _triplet_block(b, a, pos, neg, margin, p, eps, swap, gscale, gvec,
-                                    loss_out, ga, gp, gn, want_grad)
-    return sum_partials(partial)
-
-
-@njit(cache=True, error_model="numpy")
-def _triplet_ser(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gp, gn,
-                 want_grad):
-    partial = np.empty((a.shape[0] + ROWS - 1) // ROWS)
-    for b in range(partial.shape[0]):
-        partial[b] = _triplet_block(b, a, pos, neg, margin, p, eps, swap, gscale, gvec,
-                                    loss_out, ga, gp, gn, want_grad)
-    return sum_partials(partial)
+_triplet_par, _triplet_ser = block_drivers(
+    globals(), "_triplet", "_triplet_block",
+    ("a", "pos", "neg", "margin", "p", "eps", "swap", "gscale", "gvec", "loss_out", "ga", "gp",
+     "gn", "want_grad"),
+    "a.shape[0]", "ROWS")
 
 
 # ------------------------------------------------------------------ the contract
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-          np.dtype(np.float64): np.empty(0, np.float64)}
-_EMPTY2 = {np.dtype(np.float32): np.empty((0, 0), np.float32),
-           np.dtype(np.float64): np.empty((0, 0), np.float64)}
 
 
 def _nothing(x, loss_out):
@@ -564,8 +506,10 @@ def triplet_margin_fwd(a, pos, neg, margin, p, eps, swap, loss_out):
                 False)
 
 
-def triplet_margin_vg(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gp, gn):
+def triplet_margin_vg(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gpos,
+                      gneg):
     if a.shape[0] == 0:
         return 0.0
     return call(_triplet_par, _triplet_ser, a.size, a, pos, neg, float(margin), float(p),
-                a.dtype.type(eps), bool(swap), float(gscale), gvec, loss_out, ga, gp, gn, True)
+                a.dtype.type(eps), bool(swap), float(gscale), gvec, loss_out, ga, gpos, gneg,
+                True)

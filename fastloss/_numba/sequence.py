@@ -23,8 +23,9 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _threads
-from ._common import FM, call, coef_at
+from ._common import FM, coef_at
 from ._math import fexp, fexpm, flog
+from ._threading import call
 
 __all__ = ["ctc_fwd", "ctc_vg"]
 

@@ -1,6 +1,8 @@
 """The NumPy reference backend: every kernel of the contract in fastloss._engine, written
-plainly in float64. Each family module defines its kernels; this namespace is what the
-dispatcher looks kernels up in."""
+plainly in float64. Each module defines its kernels; this namespace is what the
+dispatcher looks kernels up in, and where every declared kernel is wrapped in
+``_common.ieee`` (NumPy's floating-point warnings off: NaN and inf are data), the one
+warning policy of the reference."""
 from .classification import *  # noqa: F401,F403
 from .regression import *  # noqa: F401,F403
 from .binary import *  # noqa: F401,F403
@@ -10,3 +12,10 @@ from .embedding import *  # noqa: F401,F403
 from .sequence import *  # noqa: F401,F403
 from .distance import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
+
+from .._kernels import functions as _functions  # noqa: E402
+from ._common import ieee as _ieee  # noqa: E402
+
+for _name in _functions():
+    globals()[_name] = _ieee(globals()[_name])
+del _name

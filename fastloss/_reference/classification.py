@@ -4,10 +4,8 @@ flat int64 of length N*D, or probabilities shaped like x; w is per class (empty 
 import numpy as np
 
 from ._common import coef, f64, store
-from .margin import ieee
 
 
-@ieee
 def class_targets(t, w, n_classes, ignore_index, use_ignore):
     """(summed weight of counted targets, flat position of the first bad target or -1)."""
     t = t.reshape(-1)
@@ -56,13 +54,11 @@ def _nll(x, t, w, ignore_index):
     return np.where(bad, np.nan, np.where(counted, -wt * xt, 0.0))
 
 
-@ieee
 def nll_fwd(x, t, w, ignore_index, loss_out, target_stats):
     _report(t, w, x.shape[1], ignore_index, target_stats)
     return store(_nll(x, t, w, ignore_index), loss_out)
 
 
-@ieee
 def nll_vg(x, t, w, ignore_index, gscale, gvec, loss_out, gx):
     n, c, d = x.shape
     tt, counted, _ = _picked(t, ignore_index, n, d, c)
@@ -91,13 +87,11 @@ def _ce_class(x, t, w, ignore_index, eps):
     return logp, tt, counted, wc, np.where(bad, np.nan, np.where(counted, loss, 0.0))
 
 
-@ieee
 def ce_class_fwd(x, t, w, ignore_index, label_smoothing, loss_out, target_stats):
     _report(t, w, x.shape[1], ignore_index, target_stats)
     return store(_ce_class(x, t, w, ignore_index, label_smoothing)[-1], loss_out)
 
 
-@ieee
 def ce_class_vg(x, t, w, ignore_index, label_smoothing, gscale, gvec, loss_out, gx):
     n, c, d = x.shape
     eps = label_smoothing
@@ -128,12 +122,10 @@ def _ce_prob(x, p, w, eps):
     return logp, wp, -np.sum(logp * wp, axis=1)
 
 
-@ieee
 def ce_prob_fwd(x, p, w, label_smoothing, loss_out):
     return store(_ce_prob(x, p, w, label_smoothing)[-1], loss_out)
 
 
-@ieee
 def ce_prob_vg(x, p, w, label_smoothing, gscale, gvec, loss_out, gx):
     n, c, d = x.shape
     logp, wp, loss = _ce_prob(x, p, w, label_smoothing)

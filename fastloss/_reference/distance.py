@@ -31,8 +31,8 @@ def _shape(a, p, n):
     return np.broadcast_shapes(a.shape, p.shape, n.shape)[:-1]
 
 
-def triplet_distance_fwd(a, p, n, margin, swap, fn, loss_out):
-    d_ap, d_an, d_pn = _distances(a, p, n, swap, fn, _shape(a, p, n))
+def triplet_distance_fwd(a, pos, neg, margin, swap, fn, loss_out):
+    d_ap, d_an, d_pn = _distances(a, pos, neg, swap, fn, _shape(a, pos, neg))
     d_neg = np.minimum(d_an, d_pn) if swap else d_an
     return store(np.maximum(margin + d_ap - d_neg, 0.0), loss_out)
 
@@ -47,31 +47,31 @@ def _vjp(fn, x1, x2, g, which):
     return g1, g2
 
 
-def triplet_distance_vg(a, p, n, margin, swap, fn, gscale, gvec, loss_out, ga, gp, gn):
+def triplet_distance_vg(a, pos, neg, margin, swap, fn, gscale, gvec, loss_out, ga, gpos, gneg):
     if not callable(getattr(fn, "vjp", None)):
         raise TypeError("distance_function: its gradient is needed and it has none; give the "
                         "callable a `vjp(x1, x2, g) -> (g1, g2)` attribute returning the "
                         "gradients of sum(g * distance_function(x1, x2)) (fastloss never "
                         "differentiates a callable numerically)")
-    shape = _shape(a, p, n)
-    d_ap, d_an, d_pn = _distances(a, p, n, swap, fn, shape)
+    shape = _shape(a, pos, neg)
+    d_ap, d_an, d_pn = _distances(a, pos, neg, swap, fn, shape)
     d_neg = np.minimum(d_an, d_pn) if swap else d_an
     z = margin + d_ap - d_neg
     # clamp_min passes the gradient where z >= 0; torch.minimum splits it on a tie
     gz = np.where(z >= 0, coef(gscale, gvec) * np.ones(shape), 0.0)
-    ga1, gp1 = _vjp(fn, a, p, gz, "(anchor, positive)")
+    ga1, gp1 = _vjp(fn, a, pos, gz, "(anchor, positive)")
     if swap:
         half = np.where(d_an == d_pn, -gz / 2, -gz)
         g_n = np.where(d_an > d_pn, 0.0, half)
         g_s = np.where(d_an < d_pn, 0.0, half)
-        ga2, gn2 = _vjp(fn, a, n, g_n, "(anchor, negative)")
-        gp3, gn3 = _vjp(fn, p, n, g_s, "(positive, negative)")
+        ga2, gn2 = _vjp(fn, a, neg, g_n, "(anchor, negative)")
+        gp3, gn3 = _vjp(fn, pos, neg, g_s, "(positive, negative)")
         ga[...] = ga1 + ga2
-        gp[...] = gp1 + gp3
-        gn[...] = gn2 + gn3
+        gpos[...] = gp1 + gp3
+        gneg[...] = gn2 + gn3
     else:
-        ga2, gn2 = _vjp(fn, a, n, -gz, "(anchor, negative)")
+        ga2, gn2 = _vjp(fn, a, neg, -gz, "(anchor, negative)")
         ga[...] = ga1 + ga2
-        gp[...] = gp1
-        gn[...] = gn2
+        gpos[...] = gp1
+        gneg[...] = gn2
     return store(np.maximum(z, 0.0), loss_out)

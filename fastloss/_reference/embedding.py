@@ -7,15 +7,12 @@ infinity in the row gives NaN as it does there.
 """
 import numpy as np
 
+from .._constants import COSINE_EPS as EPSILON
 from ._common import coef, f64, store
-from .margin import ieee
 
 __all__ = ["cosine_embedding_fwd", "cosine_embedding_vg", "triplet_margin_fwd",
            "triplet_margin_vg"]
 
-# PyTorch adds its float constant EPSILON = 1e-12 (as a float, so 0.99999999600419720e-12)
-# to both squared norms.
-EPSILON = float(np.float32(1e-12))
 
 
 # ---- cosine_embedding: y == 1 -> 1 - cos; y == -1 -> max(0, cos - margin); else 0 -------
@@ -33,13 +30,11 @@ def _cosine_items(cos, t, margin):
                                                        0.0)
 
 
-@ieee
 def cosine_embedding_fwd(x1, x2, t, margin, loss_out):
     cos = _cosine(f64(x1), f64(x2))[0]
     return store(_cosine_items(cos, t, margin), loss_out)
 
 
-@ieee
 def cosine_embedding_vg(x1, x2, t, margin, gscale, gvec, loss_out, gx1, gx2):
     x1, x2 = f64(x1), f64(x2)
     cos, m1, m2, denom = _cosine(x1, x2)
@@ -116,13 +111,11 @@ def _triplet(a, pos, neg, margin, p, eps, swap):
     return z, (d_ap, d_an, d_pn), (dist_p, dist_n, dist_s)
 
 
-@ieee
 def triplet_margin_fwd(a, pos, neg, margin, p, eps, swap, loss_out):
     z = _triplet(a, pos, neg, margin, p, eps, swap)[0]
     return store(np.maximum(z, 0.0), loss_out)
 
 
-@ieee
 def triplet_margin_vg(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out,
                       ga, gpos, gneg):
     n = a.shape[0]

@@ -129,9 +129,9 @@ def linear_ce_class_fwd(x, wf, t, b, w, c, d, ignore_index, eps, z_loss, cap, ch
 
 
 def linear_ce_class_vg(x, wf, t, b, w, c, d, ignore_index, eps, z_loss, cap, chunk, gscale,
-                       gvec, loss_out, gx, gw, gb):
+                       gvec, loss_out, gx, gwf, gb):
     return _linear_vg(x, wf, b, t, w, False, c, d, ignore_index, eps, z_loss, cap, gscale,
-                      gvec, loss_out, gx, gw, gb)
+                      gvec, loss_out, gx, gwf, gb)
 
 
 def linear_ce_prob_fwd(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, loss_out):
@@ -140,6 +140,6 @@ def linear_ce_prob_fwd(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, loss_out):
 
 
 def linear_ce_prob_vg(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, gscale, gvec, loss_out,
-                      gx, gw, gb):
+                      gx, gwf, gb):
     return _linear_vg(x, wf, b, p, w, True, c, d, 0, eps, z_loss, cap, gscale, gvec,
-                      loss_out, gx, gw, gb)
+                      loss_out, gx, gwf, gb)

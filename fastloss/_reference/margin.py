@@ -7,11 +7,9 @@ loss per row. Subgradients at the kinks are PyTorch's: ``max(0, z)`` built from
 (multi_margin, multilabel_margin) count a term only where ``z > 0``, so a NaN term counts
 nowhere.
 """
-import functools
-
 import numpy as np
 
-from ._common import coef, f64, store
+from ._common import coef, f64, sigmoid as _sigmoid, store
 
 __all__ = ["hinge_embedding_fwd", "hinge_embedding_vg", "soft_margin_fwd", "soft_margin_vg",
            "margin_ranking_fwd", "margin_ranking_vg", "multi_margin_fwd", "multi_margin_vg",
@@ -19,20 +17,6 @@ __all__ = ["hinge_embedding_fwd", "hinge_embedding_vg", "soft_margin_fwd", "soft
            "multilabel_soft_margin_vg"]
 
 
-def ieee(kernel):
-    """Run a kernel with NumPy's floating-point warnings off: NaN and infinities are data
-    here, propagated as IEEE arithmetic (and PyTorch) propagate them."""
-    @functools.wraps(kernel)
-    def run(*args):
-        with np.errstate(all="ignore"):
-            return kernel(*args)
-    return run
-
-
-def _sigmoid(z):
-    """1 / (1 + exp(-z)) without overflow for either sign; NaN stays NaN."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def _softplus(z):
@@ -47,12 +31,10 @@ def _hinge(x, t, margin):
             + np.where(t != -1, x, 0.0))
 
 
-@ieee
 def hinge_embedding_fwd(x, t, margin, loss_out):
     return store(_hinge(f64(x), f64(t), margin), loss_out)
 
 
-@ieee
 def hinge_embedding_vg(x, t, margin, gscale, gvec, loss_out, gx):
     x, t = f64(x), f64(t)
     # d/dx: -1 from the margin branch where margin - x >= 0 (not for NaN), +1 from the other.
@@ -63,12 +45,10 @@ def hinge_embedding_vg(x, t, margin, gscale, gvec, loss_out, gx):
 
 # ---- soft_margin: log(1 + exp(-y x)) ----------------------------------------------------
 
-@ieee
 def soft_margin_fwd(x, t, loss_out):
     return store(_softplus(-f64(t) * f64(x)), loss_out)
 
 
-@ieee
 def soft_margin_vg(x, t, gscale, gvec, loss_out, gx):
     x, t = f64(x), f64(t)
     z = -t * x
@@ -78,13 +58,11 @@ def soft_margin_vg(x, t, gscale, gvec, loss_out, gx):
 
 # ---- margin_ranking: max(0, -y (x1 - x2) + margin) ----------------------------------------
 
-@ieee
 def margin_ranking_fwd(x1, x2, t, margin, loss_out):
     z = -f64(t) * (f64(x1) - x2) + margin
     return store(np.maximum(z, 0.0), loss_out)
 
 
-@ieee
 def margin_ranking_vg(x1, x2, t, margin, gscale, gvec, loss_out, gx1, gx2):
     t = f64(t)
     z = -t * (f64(x1) - x2) + margin
@@ -111,7 +89,6 @@ def _multi_margin_terms(x, t, w, margin):
     return z, counted, wy
 
 
-@ieee
 def multi_margin_fwd(x, t, w, p, margin, loss_out):
     n, c = x.shape
     if n == 0:
@@ -127,7 +104,6 @@ def _multi_margin_loss(z, counted, wy, p, c):
     return np.sum(np.where(counted, h * wy[:, None], 0.0), axis=1) / c
 
 
-@ieee
 def multi_margin_vg(x, t, w, p, margin, gscale, gvec, loss_out, gx):
     n, c = x.shape
     if n == 0:
@@ -177,12 +153,10 @@ def _multilabel_margin(x, t, coefs=None, gx=None):
     return loss / c
 
 
-@ieee
 def multilabel_margin_fwd(x, t, loss_out):
     return store(_multilabel_margin(x, t), loss_out)
 
 
-@ieee
 def multilabel_margin_vg(x, t, gscale, gvec, loss_out, gx):
     coefs = coef(gscale, gvec) * np.ones(x.shape[0])
     return store(_multilabel_margin(x, t, coefs, gx), loss_out)
@@ -203,12 +177,10 @@ def _mlsm_items(x, y, w):
     return np.sum(terms, axis=1) / x.shape[1]
 
 
-@ieee
 def multilabel_soft_margin_fwd(x, y, w, loss_out):
     return store(_mlsm_items(f64(x), f64(y), w), loss_out)
 
 
-@ieee
 def multilabel_soft_margin_vg(x, y, w, gscale, gvec, loss_out, gx):
     x, y = f64(x), f64(y)
     n, c = x.shape

@@ -3,11 +3,11 @@ import math
 
 import numpy as np
 
-from .._engine import ClassTargets, Prepared
+from .._engine import ClassTargets, Prepared, wrt
 from .._reduction import check_reduction
 from .._validate import broadcast_shape, contiguous, float_array, result_dtype
 
-__all__ = ["Prepared", "check_reduction", "pointwise"]
+__all__ = ["Prepared", "check_reduction", "pointwise", "wrt"]
 
 
 def pointwise(kernel, input, target, reduction, params=(), weights=(), weight_rule="broadcast",
@@ -65,7 +65,7 @@ def pointwise(kernel, input, target, reduction, params=(), weights=(), weight_ru
             denom = float(np.sum(w, dtype=np.float64))
         arrays.append(_flat(w, shape, dtype))
     return Prepared(kernel, tuple(arrays), tuple(params), dtype, shape, reduction,
-                    denom, ((0, x.shape, shape),))
+                    denom, (wrt(0, x, shape),))
 
 
 def _broadcasts_to(shape, target_shape):

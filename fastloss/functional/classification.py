@@ -7,7 +7,7 @@ import math
 from .._registry import loss
 from .._validate import (class_weight, contiguous, float_array, index_array, integer,
                          is_floating, real, result_dtype, to_numpy)
-from ._common import ClassTargets, Prepared, check_reduction
+from ._common import ClassTargets, Prepared, check_reduction, wrt
 from .._typing import ArrayLike
 from .linear import ce_extended, extension_params
 
@@ -45,7 +45,7 @@ def _class_prepare(kernel, input, target, weight, ignore_index, reduction, param
     w = class_weight(weight, layout[1], x.dtype)
     xc = contiguous(x).reshape(layout)
     return Prepared(kernel, (xc, t, w), (ignore_index, *params), x.dtype, item_shape,
-                    reduction, None, ((0, x.shape, x.shape),),
+                    reduction, None, (wrt(0, x),),
                     ClassTargets("target", t, w, layout[1], ignore_index, True))
 
 
@@ -168,4 +168,4 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     return Prepared("ce_prob", (contiguous(x, dtype).reshape(layout),
                                 contiguous(p, dtype).reshape(layout), w),
                     (eps,), dtype, item_shape, reduction, float(n_items),
-                    ((0, x.shape, x.shape),))
+                    (wrt(0, x),))

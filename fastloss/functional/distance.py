@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 from .._registry import loss
 from .._typing import ArrayLike
 from .._validate import boolean, contiguous, float_array, real, result_dtype
-from ._common import Prepared, check_reduction
+from ._common import Prepared, check_reduction, wrt
 from .embedding import triplet_margin_loss
 
 _PAIRWISE_KEYWORDS = {"p", "eps", "keepdim"}
@@ -167,4 +167,4 @@ def triplet_margin_with_distance_loss(
     n = int(np.prod(item_shape))
     return Prepared("triplet_distance", arrays, (margin, int(swap), distance_function), dtype,
                     item_shape, reduction, float(n),
-                    tuple((i, a.shape, a.shape) for i, a in enumerate(arrays)))
+                    tuple(wrt(i, a, b.shape) for i, ((_, a), b) in enumerate(zip(named, arrays))))

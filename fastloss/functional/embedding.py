@@ -8,7 +8,7 @@ import numpy as np
 from .._registry import loss
 from .._validate import (boolean, contiguous, float_array, is_floating, real, result_dtype,
                          to_numpy)
-from ._common import Prepared, check_reduction
+from ._common import Prepared, check_reduction, wrt
 from .._typing import ArrayLike
 
 
@@ -95,7 +95,7 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     arrays = (contiguous(np.broadcast_to(x1, full), dtype).reshape(rows),
               contiguous(np.broadcast_to(x2, full), dtype).reshape(rows), tc)
     return Prepared("cosine_embedding", arrays, (margin,), dtype, full[:-1], reduction,
-                    float(n), ((0, x1.shape, full), (1, x2.shape, full)))
+                    float(n), (wrt(0, x1, full), wrt(1, x2, full)))
 
 
 @loss("TripletMarginLoss", differentiable=("anchor", "positive", "negative"),
@@ -165,4 +165,4 @@ def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayL
     arrays = tuple(contiguous(np.broadcast_to(a, full), dtype).reshape(n, d) for _, a in named)
     return Prepared("triplet_margin", arrays, (margin, p, eps, int(swap)), dtype, full[:-1],
                     reduction, float(n),
-                    tuple((i, a.shape, full) for i, (_, a) in enumerate(named)))
+                    tuple(wrt(i, a, full) for i, (_, a) in enumerate(named)))

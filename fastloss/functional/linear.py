@@ -10,10 +10,9 @@ from .._registry import loss
 from .._typing import ArrayLike
 from .._validate import (class_weight, contiguous, float_array, index_array, integer, real,
                          result_dtype, to_numpy)
-from ._common import ClassTargets, Prepared, check_reduction
+from .._empty import EMPTY
+from ._common import ClassTargets, Prepared, check_reduction, wrt
 
-_NO_BIAS = {np.dtype(np.float32): np.empty(0, np.float32),
-            np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 def extension_params(z_loss, softcap):
@@ -35,14 +34,14 @@ def ce_extended(x, t, weight, ignore_index, reduction, eps, z_loss, cap, layout,
         w = class_weight(weight, layout[1], x.dtype)
         xc = contiguous(x).reshape(layout)
         return Prepared("ce_ext_class", (xc, t, w), (ignore_index, eps, z_loss, cap),
-                        x.dtype, item_shape, reduction, None, ((0, x.shape, x.shape),),
+                        x.dtype, item_shape, reduction, None, (wrt(0, x),),
                         ClassTargets("target", t, w, layout[1], ignore_index))
     dtype = result_dtype(x, t)
     w = class_weight(weight, layout[1], dtype)
     return Prepared("ce_ext_prob", (contiguous(x, dtype).reshape(layout),
                                     contiguous(t, dtype).reshape(layout), w),
                     (eps, z_loss, cap), dtype, item_shape, reduction,
-                    float(layout[0] * layout[2]), ((0, x.shape, x.shape),))
+                    float(layout[0] * layout[2]), (wrt(0, x),))
 
 
 @loss("LinearCrossEntropyLoss", differentiable=("input", "linear_weight", "linear_bias"),
@@ -126,7 +125,7 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         raise ValueError(f"input: a K-dim loss (linear_weight of shape {wt.shape}) requires "
                          f"a batched input (N, {x.shape[-1]}), got shape {x.shape}")
     dtype = result_dtype(x, wt)
-    b = _NO_BIAS[dtype]
+    b = EMPTY[dtype]
     if linear_bias is not None:
         b = float_array(linear_bias, "linear_bias")
         if b.shape != (c, *out_features):
@@ -144,8 +143,7 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     wf = contiguous(wt, dtype).reshape(c * d, wt.shape[-1])
     bf = contiguous(b, dtype).reshape(-1)
     w = class_weight(weight, c, dtype)
-    wrt = ((0, x.shape, x.shape), (1, wt.shape, wt.shape),
-           (3, b.shape, b.shape))  # type: ignore[attr-defined]
+    grads = (wrt(0, x), wrt(1, wt), wrt(3, b))
     item_shape = (*batch, *out_features)
     if probs:
         if t_np.dtype.kind != "f":
@@ -158,7 +156,7 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
         p = contiguous(float_array(t_np, "target"), dtype).reshape(n, c, d)
         return Prepared("linear_ce_prob", (xs, wf, p, bf, w),
                         (c, d, eps, z_loss, cap, chunk), dtype, item_shape, reduction,
-                        float(n * d), wrt)
+                        float(n * d), grads)
     ignore_index = -100 if ignore_index is None else integer(ignore_index, "ignore_index")
     t = index_array(t_np, "target")
     if t.shape != item_shape and not (item_shape == () and t.shape == (1,)):
@@ -168,7 +166,7 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     t = contiguous(t).reshape(-1)
     return Prepared("linear_ce_class", (xs, wf, t, bf, w),
                     (c, d, ignore_index, eps, z_loss, cap, chunk), dtype, item_shape,
-                    reduction, None, wrt,  # type: ignore[arg-type]  # None: the counted weight
+                    reduction, None, grads,  # type: ignore[arg-type]  # None: the counted weight
                     ClassTargets("target", t, w, c, ignore_index))
 
 

@@ -9,7 +9,8 @@ import numpy as np
 from .._registry import loss
 from .._validate import (broadcast_shape, class_weight, contiguous, float_array, index_array,
                          is_floating, real, result_dtype, to_numpy)
-from ._common import ClassTargets, Prepared, _broadcasts_to, check_reduction, pointwise
+from ._common import (ClassTargets, Prepared, _broadcasts_to, check_reduction, pointwise,
+                      wrt)
 from .._typing import ArrayLike
 
 
@@ -145,7 +146,7 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
     dtype = result_dtype(x1, x2, t)
     arrays = tuple(contiguous(np.broadcast_to(a, shape), dtype).reshape(-1) for a in (x1, x2, t))
     return Prepared("margin_ranking", arrays, (margin,), dtype, shape, reduction,
-                    float(math.prod(shape)), ((0, x1.shape, shape), (1, x2.shape, shape)))
+                    float(math.prod(shape)), (wrt(0, x1, shape), wrt(1, x2, shape)))
 
 
 @loss("MultiMarginLoss", kernels=("multi_margin",))
@@ -201,7 +202,7 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: int = 1, margin: f
     t = contiguous(t).reshape(-1)
     w = class_weight(weight, c, x.dtype)
     return Prepared("multi_margin", (contiguous(x).reshape(n, c), t, w), (int(p), margin),
-                    x.dtype, item_shape, reduction, float(n), ((0, x.shape, x.shape),),
+                    x.dtype, item_shape, reduction, float(n), (wrt(0, x),),
                     targets=ClassTargets("target", t, w, c, None))
 
 
@@ -251,7 +252,7 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: st
     # The range rule is [-1, C) for every entry: the class_targets check with -1 as an
     # ignored index says exactly that (it cannot raise; the engine raises for it).
     return Prepared("multilabel_margin", (contiguous(x).reshape(n, c), t), (), x.dtype,
-                    item_shape, reduction, float(n), ((0, x.shape, x.shape),),
+                    item_shape, reduction, float(n), (wrt(0, x),),
                     targets=ClassTargets("target", t, np.empty(0, x.dtype), c, -1))
 
 
@@ -319,4 +320,4 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike,
     else:
         wc = contiguous(np.broadcast_to(w, x.shape), dtype).reshape(rows)
     return Prepared("multilabel_soft_margin", (contiguous(x, dtype).reshape(rows), yc, wc), (),
-                    dtype, x.shape[:-1], reduction, float(n), ((0, x.shape, x.shape),))
+                    dtype, x.shape[:-1], reduction, float(n), (wrt(0, x),))

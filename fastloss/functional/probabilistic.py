@@ -8,7 +8,7 @@ import numpy as np
 
 from .._registry import loss
 from .._validate import boolean, float_array, real
-from ._common import check_reduction, pointwise
+from ._common import check_reduction, pointwise, wrt
 from .._typing import ArrayLike, Prepared
 
 KL_REDUCTIONS = ("none", "batchmean", "sum", "mean")
@@ -134,7 +134,8 @@ def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike,
     prep = pointwise("gaussian_nll", x, target, reduction, params=(int(full), eps),
                      broadcast="silent", extra=(("var", v),))
     full_shape = prep.item_shape
-    return prep._replace(wrt=(*prep.wrt, (2, passed, full_shape, aligned)))
+    return prep._replace(wrt=(*prep.wrt, wrt(2, v, full_shape, shape=passed,
+                                             aligned=aligned if aligned != passed else None)))
 
 
 @loss("KLDivLoss", kernels=("kl_div",))

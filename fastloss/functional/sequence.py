@@ -6,9 +6,9 @@ import numpy as np
 from .._registry import loss
 from .._typing import ArrayLike
 from .._validate import boolean, contiguous, float_array, integer, to_numpy
-from ._common import Prepared, check_reduction
+from .._empty import EMPTY
+from ._common import Prepared, check_reduction, wrt
 
-_EMPTY64 = np.empty(0, np.float64)
 
 
 def _lengths(x, name, n, batched):
@@ -156,8 +156,8 @@ def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
         r, c = map(int, np.argwhere(bad)[0])
         raise ValueError(f"targets: sample {r} has the blank index {blank} at position {c}; "
                          "targets must not contain blank")
-    scale = (1.0 / np.maximum(tl, 1)).astype(np.float64) if reduction == "mean" else _EMPTY64
+    scale = (1.0 / np.maximum(tl, 1)).astype(np.float64) if reduction == "mean" else EMPTY[np.dtype(np.float64)]
     xc = contiguous(x).reshape(T, n, C)
     return Prepared("ctc", (xc, tp, il, tl, scale), (blank, int(zero_infinity), int(exact_grad)),
                     x.dtype, (n,) if batched else (), reduction, float(n),
-                    ((0, x.shape, x.shape),))
+                    (wrt(0, x),))
