@@ -57,6 +57,8 @@ class Prepared(NamedTuple):
                          #   shape (N,) used as (N, 1) by gaussian_nll_loss])
     targets: ClassTargets = None  # class indices to range-check; a denom of None becomes
                                   #   the summed weight of the counted targets
+    denom_items: np.ndarray = None  # flat per-item terms whose sum is denom (l1/mse's
+                                    #   weight), for sample_weight; None: denom/n_items each
 
     @property
     def n_items(self):

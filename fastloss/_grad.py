@@ -7,7 +7,7 @@ from typing import Any, Callable, overload
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _engine
+from . import _engine, _weighted
 from ._registry import spec_of
 from ._typing import Argnum, ValueAndGrad, ValueAndGrads
 
@@ -41,7 +41,8 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
     Returns
     -------
     callable
-        ``f(*args, grad_output=None, out=None, backend=None, **kwargs) -> (loss, grad)``
+        ``f(*args, grad_output=None, out=None, backend=None, sample_weight=None, **kwargs)
+        -> (loss, grad)``
         taking the loss's own arguments. ``loss`` is what ``loss_fn`` returns. ``grad`` is
         the gradient of ``loss`` (times ``grad_output``) with respect to the chosen argument,
         shaped like it, or a tuple of them when ``argnums`` is a tuple — the same numbers
@@ -63,14 +64,19 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
     spec = spec_of(loss_fn)
     single, positions = _engine.argnums_to_positions(spec, argnums)
 
-    def loss_and_grad(*args, grad_output=None, out=None, backend=None, **kwargs):
+    def loss_and_grad(*args, grad_output=None, out=None, backend=None, sample_weight=None,
+                      **kwargs):
         prep = spec.prepare(*args, **kwargs)
         outs = None if out is None else ((out,) if single else tuple(out))
         if outs is not None and len(outs) != len(positions):
             raise ValueError(f"out: expected {len(positions)} arrays, got {len(outs)}")
-        value, grads = _engine.value_and_grad(prep, positions, grad_output, outs, backend,
-                                              _input_dtypes(spec, positions, args, kwargs,
-                                                            prep.dtype))
+        dtypes = _input_dtypes(spec, positions, args, kwargs, prep.dtype)
+        if sample_weight is None:
+            value, grads = _engine.value_and_grad(prep, positions, grad_output, outs, backend,
+                                                  dtypes)
+        else:
+            value, grads = _weighted.value_and_grad(prep, positions, grad_output, outs,
+                                                    backend, dtypes, sample_weight)
         return value, (grads[0] if single else tuple(grads))
 
     loss_and_grad.__name__ = f"value_and_grad_{spec.name}"

@@ -11,7 +11,7 @@ from typing import Any, Callable, ParamSpec, Sequence, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _engine
+from . import _engine, _weighted
 
 P = ParamSpec("P")
 
@@ -28,7 +28,8 @@ class LossSpec:
     @property
     def parameters(self):
         """The loss's own arguments, in order (not ``backend``, which is dispatch's)."""
-        return tuple(p for p in inspect.signature(self.prepare).parameters if p != "backend")
+        return tuple(p for p in inspect.signature(self.prepare).parameters
+                     if p not in ("backend", "sample_weight"))
 
 
 LOSSES: dict[str, LossSpec] = {}
@@ -50,8 +51,13 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
         name = prepare.__name__
 
         @functools.wraps(prepare)
-        def public(*args: Any, backend: str | None = None, **kwargs: Any) -> NDArray[Any]:
-            return _engine.forward(prepare(*args, **kwargs), backend)
+        def public(*args: Any, backend: str | None = None, sample_weight: Any = None,
+                   **kwargs: Any) -> NDArray[Any]:
+            if sample_weight is None:
+                return _engine.forward(prepare(*args, **kwargs), backend)
+            return _weighted.forward(prepare(*args, **kwargs), backend, sample_weight)
+
+        public.__doc__ = _with_sample_weight_doc(public.__doc__)
 
         # What help(), inspect and typing.get_type_hints show at run time: prepare's
         # parameters (backend added if it does not declare it), returning an ndarray.
@@ -67,6 +73,34 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
                                 tuple(kernels))
         return cast("Callable[P, NDArray[Any]]", public)
     return decorate
+
+
+SAMPLE_WEIGHT_DOC = """\
+    sample_weight : array_like, optional, keyword-only
+        Per-sample weights :math:`s_i` (fastloss's extension: PyTorch has none), float,
+        broadcastable to the ``reduction="none"`` result's shape. "none" returns
+        :math:`s_i \\ell_i`, "sum" :math:`\\sum_i s_i \\ell_i`, "mean" divides that by
+        :math:`\\sum_i s_i u_i`, where :math:`u_i` is what item :math:`i` adds to the
+        unweighted mean's denominator (1 per item; the class weight :math:`w_{y_i}` of a
+        counted target and 0 for an ignored one in NLL/cross-entropy; the element weight
+        where "mean" divides by ``weight.sum()``). Gradients honour it. Omitted, the
+        call is exactly PyTorch's.
+"""
+
+
+def _with_sample_weight_doc(doc: str | None) -> str | None:
+    """The docstring with ``sample_weight`` documented at the end of its Parameters (one
+    text for every loss, so that it cannot drift between them)."""
+    if not doc:
+        return doc
+    for anchor in ("\n    Returns\n    -------", "\n    Examples\n    --------"):
+        at = doc.find(anchor)
+        if at >= 0:
+            head = doc[:at].rstrip("\n") + "\n"
+            if "\n    Parameters\n    ----------" not in head:
+                head += "\n    Parameters\n    ----------\n"
+            return head + SAMPLE_WEIGHT_DOC + doc[at:]
+    return doc.rstrip() + "\n\n    Parameters\n    ----------\n" + SAMPLE_WEIGHT_DOC
 
 
 def spec_of(fn: Any) -> LossSpec:

@@ -51,7 +51,7 @@ def _class_prepare(kernel, input, target, weight, ignore_index, reduction, param
 @loss("NLLLoss", kernels=("nll",))
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
              ignore_index: int = -100, reduction: str = "mean",
-             backend: str | None = None) -> Prepared:
+             sample_weight: ArrayLike | None = None, backend: str | None = None) -> Prepared:
     r"""Negative log-likelihood: :math:`\ell_i = -w_{y_i} x_{i, y_i}`, 0 where
     :math:`y_i` = ``ignore_index``.
 
@@ -85,7 +85,9 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
 @loss("CrossEntropyLoss", kernels=("ce_class", "ce_prob"))
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
                   ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0, backend: str | None = None) -> Prepared:
+                  label_smoothing: float = 0.0,
+                  sample_weight: ArrayLike | None = None,
+                  backend: str | None = None) -> Prepared:
     r"""Cross-entropy of logits, in one fused pass (log-sum-exp, pick, smooth).
 
     With class-index targets :math:`y_i`, weights :math:`w` and smoothing :math:`\epsilon`:
