@@ -7,6 +7,7 @@ from ._dispatch import (Backend as Backend, Unsupported as Unsupported,
                         use_backend as use_backend)
 from ._grad import value_and_grad as value_and_grad
 from ._registry import LOSSES as LOSSES
+from ._running import RunningLoss as RunningLoss
 from ._threads import get_num_threads as get_num_threads, set_num_threads as set_num_threads
 from .functional import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403

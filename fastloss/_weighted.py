@@ -69,25 +69,28 @@ def _items(prep, backend):
     return _engine.forward(prep._replace(reduction="none"), backend).reshape(-1)
 
 
-def parts(prep, backend=None, sample_weight=None):
-    """(total, denominator) in float64 of a "sum"/"mean" call: what its result is made of,
-    and what adds up across batches. Without weights this is one ordinary kernel call."""
+def parts(prep, backend=None, sample_weight=None, want_items=False):
+    """(total, denominator, items) of a "sum"/"mean" call: its float64 sum and the
+    denominator "mean" divides it by (what adds up across batches), and, when asked (or
+    weighted), the flat per-item losses. One kernel call; it mirrors `_engine.forward`."""
     if sample_weight is None:
-        loss_out = _engine._EMPTY[prep.dtype]
+        loss_out = (np.empty(prep.n_items, prep.dtype) if want_items
+                    else _engine._EMPTY[prep.dtype])
+        items = loss_out if want_items else None
         t = prep.targets
         if t is not None and t.in_forward:
             stats = np.empty(2)
             total, _ = _engine._dispatch.call(
                 prep.kernel + "_fwd", (*prep.arrays, *prep.params, loss_out, stats), backend)
             wsum, bad = stats.tolist()
-            return float(total), float(_engine._denominator(prep, wsum, int(bad)))
+            return float(total), float(_engine._denominator(prep, wsum, int(bad))), items
         denom = prep.denom if t is None else _engine.check_targets(prep, backend)
         total, _ = _engine._dispatch.call(prep.kernel + "_fwd",
                                           (*prep.arrays, *prep.params, loss_out), backend)
-        return float(total), float(denom)
+        return float(total), float(denom), items
     s = item_weights(prep, sample_weight)
     items = _items(prep, backend)
-    return float(np.dot(s, items)), weighted_denominator(prep, s)
+    return float(np.dot(s, items)), weighted_denominator(prep, s), s * items
 
 
 def _reduce(reduction, total, denom, dtype):
