@@ -153,3 +153,14 @@ def configure_threading():
 def _after_fork_in_child():
     STATE.parallel = False
     STATE.lock = None
+
+
+def readonly(a):
+    """`a`, or a read-only view of it. Numba types a read-only array apart from a writable
+    one and compiles every kernel again for it (~5-25 s cold): a read-only memmap
+    (np.load(..., mmap_mode="r")) must not pay that. Kernels take their inputs read-only
+    always, so one compiled version serves writable arrays and memmaps alike."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a

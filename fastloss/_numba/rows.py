@@ -10,7 +10,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._common import FM, call, coef_at, sum_partials
+from ._common import FM, call, coef_at, readonly as _readonly, sum_partials
 from ._math import fcast, fexpm, flog1p_unit, fmaximum
 
 __all__ = ["multi_margin_fwd", "multi_margin_vg", "multilabel_margin_fwd", "multilabel_margin_vg",
@@ -465,6 +465,7 @@ def _nothing(x, loss_out):
 
 
 def multi_margin_fwd(x, t, w, p, margin, loss_out):
+    x, t, w = _readonly(x), _readonly(t), _readonly(w)
     if x.shape[0] == 0:
         return 0.0
     e = _EMPTY[x.dtype]
@@ -473,6 +474,7 @@ def multi_margin_fwd(x, t, w, p, margin, loss_out):
 
 
 def multi_margin_vg(x, t, w, p, margin, gscale, gvec, loss_out, gx):
+    x, t, w = _readonly(x), _readonly(t), _readonly(w)
     if x.shape[0] == 0:
         return 0.0
     return call(_multi_margin_par, _multi_margin_ser, x.size, x, t, w, int(p), float(margin),
@@ -480,6 +482,7 @@ def multi_margin_vg(x, t, w, p, margin, gscale, gvec, loss_out, gx):
 
 
 def multilabel_margin_fwd(x, t, loss_out):
+    x, t = _readonly(x), _readonly(t)
     if _nothing(x, loss_out):
         return 0.0
     return call(_multilabel_margin_par, _multilabel_margin_ser, x.size, x, t, 1.0,
@@ -487,6 +490,7 @@ def multilabel_margin_fwd(x, t, loss_out):
 
 
 def multilabel_margin_vg(x, t, gscale, gvec, loss_out, gx):
+    x, t = _readonly(x), _readonly(t)
     if _nothing(x, loss_out):
         return 0.0
     return call(_multilabel_margin_par, _multilabel_margin_ser, x.size, x, t, float(gscale),
@@ -494,7 +498,7 @@ def multilabel_margin_vg(x, t, gscale, gvec, loss_out, gx):
 
 
 def _mlsm_w(w, x):
-    return w if w.ndim == 2 else _EMPTY2[x.dtype]
+    return w if w.ndim == 2 else _readonly(_EMPTY2[x.dtype])
 
 
 def _mlsm_no_classes(x, loss_out):
@@ -504,6 +508,7 @@ def _mlsm_no_classes(x, loss_out):
 
 
 def multilabel_soft_margin_fwd(x, y, w, loss_out):
+    x, y, w = _readonly(x), _readonly(y), _readonly(w)
     if x.shape[0] == 0:
         return 0.0
     if x.shape[1] == 0:
@@ -513,6 +518,7 @@ def multilabel_soft_margin_fwd(x, y, w, loss_out):
 
 
 def multilabel_soft_margin_vg(x, y, w, gscale, gvec, loss_out, gx):
+    x, y, w = _readonly(x), _readonly(y), _readonly(w)
     if x.shape[0] == 0:
         return 0.0
     if x.shape[1] == 0:
@@ -522,6 +528,7 @@ def multilabel_soft_margin_vg(x, y, w, gscale, gvec, loss_out, gx):
 
 
 def cosine_embedding_fwd(x1, x2, t, margin, loss_out):
+    x1, x2, t = _readonly(x1), _readonly(x2), _readonly(t)
     if x1.shape[0] == 0:
         return 0.0
     e2 = _EMPTY2[x1.dtype]
@@ -530,6 +537,7 @@ def cosine_embedding_fwd(x1, x2, t, margin, loss_out):
 
 
 def cosine_embedding_vg(x1, x2, t, margin, gscale, gvec, loss_out, gx1, gx2):
+    x1, x2, t = _readonly(x1), _readonly(x2), _readonly(t)
     if x1.shape[0] == 0:
         return 0.0
     return call(_cosine_par, _cosine_ser, x1.size, x1, x2, t, float(margin), float(gscale),
@@ -537,6 +545,7 @@ def cosine_embedding_vg(x1, x2, t, margin, gscale, gvec, loss_out, gx1, gx2):
 
 
 def triplet_margin_fwd(a, pos, neg, margin, p, eps, swap, loss_out):
+    a, pos, neg = _readonly(a), _readonly(pos), _readonly(neg)
     if a.shape[0] == 0:
         return 0.0
     e2 = _EMPTY2[a.dtype]
@@ -547,6 +556,7 @@ def triplet_margin_fwd(a, pos, neg, margin, p, eps, swap, loss_out):
 
 
 def triplet_margin_vg(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gp, gn):
+    a, pos, neg = _readonly(a), _readonly(pos), _readonly(neg)
     if a.shape[0] == 0:
         return 0.0
     return call(_triplet_par, _triplet_ser, a.size, a, pos, neg, float(margin), float(p),
