@@ -9,6 +9,7 @@ from numpy.typing import NDArray
 
 from . import _engine, _weighted
 from ._registry import spec_of
+from ._validate import LazyInput
 from ._typing import Argnum, ValueAndGrad, ValueAndGrads
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -66,7 +67,15 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
 
     def loss_and_grad(*args, grad_output=None, out=None, backend=None, sample_weight=None,
                       **kwargs):
-        prep = spec.prepare(*args, **kwargs)
+        try:
+            prep = spec.prepare(*args, **kwargs)
+        except LazyInput:              # a Dask array: lazy value and gradients
+            if out is not None:
+                raise ValueError("out: not supported with Dask inputs (the gradient is a "
+                                 "lazy Dask array)") from None
+            from . import _dask
+            return _dask.value_and_grad(spec, single, positions, args, kwargs, grad_output,
+                                        backend, sample_weight)
         outs = None if out is None else ((out,) if single else tuple(out))
         if outs is not None and len(outs) != len(positions):
             raise ValueError(f"out: expected {len(positions)} arrays, got {len(outs)}")

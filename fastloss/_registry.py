@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _engine, _weighted
+from ._validate import LazyInput
 
 P = ParamSpec("P")
 
@@ -53,9 +54,14 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
         @functools.wraps(prepare)
         def public(*args: Any, backend: str | None = None, sample_weight: Any = None,
                    **kwargs: Any) -> NDArray[Any]:
+            try:
+                prep = prepare(*args, **kwargs)
+            except LazyInput:          # a Dask array: a lazy graph of kernel calls
+                from . import _dask
+                return _dask.forward(LOSSES[name], args, kwargs, backend, sample_weight)
             if sample_weight is None:
-                return _engine.forward(prepare(*args, **kwargs), backend)
-            return _weighted.forward(prepare(*args, **kwargs), backend, sample_weight)
+                return _engine.forward(prep, backend)
+            return _weighted.forward(prep, backend, sample_weight)
 
         public.__doc__ = _with_sample_weight_doc(public.__doc__)
 

@@ -15,10 +15,18 @@ _INT64 = np.dtype(np.int64)
 INDEX_KINDS = "iu"
 
 
+class LazyInput(TypeError):
+    """A Dask array met validation: the call is redone lazily by fastloss._dask (never
+    materialised here)."""
+
+
 def to_numpy(x, name):
     """`np.asarray` that also takes torch tensors (detached, on the CPU) and rejects objects."""
     if type(x) is np.ndarray and x.dtype.kind in "fiub":   # the common case, kept cheap
         return x
+    if type(x).__module__.startswith("dask"):
+        raise LazyInput(f"{name}: a Dask array here is only taken when the loss's input "
+                        "(its first argument) is one too")
     if type(x).__module__.startswith("torch"):
         x = x.detach().cpu()
         if str(x.dtype) in ("torch.bfloat16",):  # numpy has no bfloat16
