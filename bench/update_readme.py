@@ -3,7 +3,8 @@
 
 The section is the headline run (bench/results/targets.json) and the run of every other
 loss (bench/results/others.json), each rendered by fastloss._bench.report.markdown with
-its plot, machine, versions and exact command."""
+its machine, versions and exact command. The plots stay out of the README: it is also the
+package's description (PyPI, the sdist), where a link into bench/ would be broken."""
 import json
 import os
 import sys
@@ -17,7 +18,9 @@ INTRO = ("Two committed runs on the 2-core development machine, both at 2 thread
          "\"mean\" reduction (reproduce with the commands in each footnote; "
          "`bench/README.md` explains every column). The issue targets are summarized in "
          "`bench/RESULTS.md`; `bench/results/targets_numpy.md` has the headline cases "
-         "again with fastloss's NumPy backend timed too.")
+         "again with fastloss's NumPy backend timed too. Plots of both runs are in the "
+         "source repository, next to their data: `bench/results/targets.png` and "
+         "`bench/results/others.png`.")
 PARTS = [("Cross-entropy and the headline cases", "targets"), ("Every other loss", "others")]
 
 
@@ -26,10 +29,7 @@ def main():
     for title, name in PARTS:
         with open(os.path.join(HERE, "results", f"{name}.json"), encoding="utf-8") as f:
             doc = json.load(f)
-        plot = f"bench/results/{name}.png"
-        section += [f"### {title}", "",
-                    report.markdown(doc, plot_path=plot if os.path.exists(
-                        os.path.join(ROOT, plot)) else None)]
+        section += [f"### {title}", "", report.markdown(doc)]
     report.update_readme(os.path.join(ROOT, "README.md"), "\n".join(section))
 
 

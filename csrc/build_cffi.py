@@ -18,6 +18,7 @@ skip setting errno, and ``-fno-trapping-math`` only says nobody inspects FP exce
 """
 import os
 import re
+import shlex
 import sys
 
 from cffi import FFI
@@ -29,6 +30,9 @@ SOURCES = ["fl_entry.c", "fl_pool.c", "fl_isa_base.c", "fl_isa_avx2.c"]
 DEPENDS = ["fastloss.h", "fl_kernels.h", "fl_pool.h", "fl_simd.h", "fl_real.h", "fl_isa_pass.h", "margin.inc",
            "classification.inc", "regression.inc"]
 COMPILE_ARGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi"]
+# Extra flags for both compiling and linking, e.g. the sanitizer build of .ci/sanitize.sh:
+# FASTLOSS_C_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+EXTRA_ARGS = shlex.split(os.environ.get("FASTLOSS_C_CFLAGS", ""))
 
 
 def cdef_from_header(path=HEADER):
@@ -59,7 +63,8 @@ def make_builder(relative_to=None):
         sources=[path(s) for s in SOURCES],
         depends=[path(s) for s in DEPENDS],
         include_dirs=[path(".")],
-        extra_compile_args=COMPILE_ARGS,
+        extra_compile_args=COMPILE_ARGS + EXTRA_ARGS,
+        extra_link_args=EXTRA_ARGS,
         libraries=libraries,
     )
     return ffibuilder

@@ -62,7 +62,7 @@ static double class_wsum(const void *w, int64_t n_w, int64_t c, int is_f64)
         return (double)c;
     double s = 0.0;
     for (int64_t j = 0; j < c; j++)
-        s += is_f64 ? ((const double *)w)[j] : (double)((const float *)w)[j];
+        s += is_f64 ? ((const fl_f64u *)w)[j] : (double)((const fl_f32u *)w)[j];
     return s;
 }
 
@@ -111,7 +111,7 @@ static double run_class(fl_class_job *J, fl_block_fn *rows, fl_block_fn *lanes, 
     return run_counted(J, lanes, units, fl_per_block(J->c * J->lanes), stats);
 }
 
-static fl_class_job class_job(const void *x, const void *p, const int64_t *t, const void *w,
+static fl_class_job class_job(const void *x, const void *p, const fl_i64u *t, const void *w,
                               int64_t n_w, int64_t n, int64_t c, int64_t d,
                               int64_t ignore_index, double eps, double gscale,
                               const void *gvec, int64_t n_gvec, void *loss_out, int64_t n_out,
@@ -317,7 +317,7 @@ FL_BINARY_MARGIN(f64, double)
 
 /* ---- row losses ------------------------------------------------------------------- */
 
-static double rows_run(fl_block_fn *fn, const void *x, const void *y, const int64_t *t,
+static double rows_run(fl_block_fn *fn, const void *x, const void *y, const fl_i64u *t,
                        const void *w, int64_t w_rows, int64_t n, int64_t c, int p, double margin,
                        double gscale, const void *gvec, int64_t n_gvec, void *loss_out,
                        int64_t n_out, void *gx)

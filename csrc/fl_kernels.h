@@ -7,13 +7,14 @@
 #include <stdint.h>
 
 #include "fl_pool.h"
+#include "fl_simd.h"   /* fl_i64u */
 
 /* Class losses on x of shape (n, c, d): d positions per sample, the class axis strided by
  * d (no transposing copy is ever made). Items are the n*d (sample, position) pairs. */
 typedef struct {
     const void *x;           /* (n, c, d) logits / log-probabilities */
     const void *p;           /* ce_prob: target probabilities shaped like x */
-    const int64_t *t;        /* (n*d) class indices; NULL for ce_prob */
+    const fl_i64u *t;        /* (n*d) class indices; NULL for ce_prob */
     const void *w;           /* (c) class weights, NULL for none */
     const void *gvec;        /* (n*d) per-item gradient coefficients, NULL for none */
     void *loss_out;          /* (n*d) per-item losses, NULL to skip */
@@ -35,7 +36,7 @@ typedef struct {
 } fl_class_job;
 
 typedef struct {
-    const int64_t *t;
+    const fl_i64u *t;
     const void *w;
     int64_t n, n_classes, ignore_index;
     int use_ignore;
@@ -58,7 +59,7 @@ typedef struct {
  * w of w_rows rows: 0 none, 1 the same row for all, n one per row). */
 typedef struct {
     const void *x, *y, *w, *gvec;
-    const int64_t *t;
+    const fl_i64u *t;
     void *loss_out, *gx;
     int64_t n, c, w_rows;
     int p;

@@ -29,7 +29,7 @@
 #define FL_CAT3(a, b, c) FL_CAT3_(a, b, c)
 
 #if FL_BITS == 32
-#define REAL float
+#define REAL fl_f32u   /* float, read at any alignment: see fl_simd.h */
 #define VR v8sf
 #define VI v8si
 #define FN(name) FL_CAT3(name, _f32_, FL_ISA)
@@ -53,7 +53,7 @@
 #define IDX int32_t   /* the lane type of VI */
 #define LANES_LT lanes_lt_i32
 #elif FL_BITS == 64
-#define REAL double
+#define REAL fl_f64u
 #define VR v4df
 #define VI v4di
 #define FN(name) FL_CAT3(name, _f64_, FL_ISA)

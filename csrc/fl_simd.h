@@ -20,23 +20,36 @@
 #define FL_W32 8
 #define FL_W64 4
 
+/* The element types kernels read arrays through: alignment 1, so that a NumPy view at
+ * any byte offset (np.frombuffer(buf, np.float32, offset=1)) is read without undefined
+ * behaviour. On x86 the loads are the same instructions (vector loads were memcpy already);
+ * only the compiler's assumption, and UBSan's alignment check, change. */
+typedef float fl_f32u __attribute__((aligned(1)));
+typedef double fl_f64u __attribute__((aligned(1)));
+typedef int64_t fl_i64u __attribute__((aligned(1)));
+
 typedef float v8sf __attribute__((vector_size(32)));
 typedef int32_t v8si __attribute__((vector_size(32)));
 typedef float v4sf __attribute__((vector_size(16)));
 typedef double v4df __attribute__((vector_size(32)));
 typedef int64_t v4di __attribute__((vector_size(32)));
+/* Unsigned lanes for the exponent bit tricks: a left shift of a negative value, or a sum
+ * that wraps, is undefined behaviour in signed arithmetic (UBSan reports it) and defined
+ * modulo 2^32 / 2^64 in unsigned arithmetic, which is what those tricks rely on. */
+typedef uint32_t v8su __attribute__((vector_size(32)));
+typedef uint64_t v4du __attribute__((vector_size(32)));
 
 #define FL_INLINE static inline __attribute__((always_inline))
 
 /* ---- loads, stores, lane masks, selects ---------------------------------------- */
 
-FL_INLINE v8sf ld_f32(const float *p) { v8sf v; memcpy(&v, p, sizeof v); return v; }
-FL_INLINE v4df ld_f64(const double *p) { v4df v; memcpy(&v, p, sizeof v); return v; }
-FL_INLINE void st_f32(float *p, v8sf v) { memcpy(p, &v, sizeof v); }
-FL_INLINE void st_f64(double *p, v4df v) { memcpy(p, &v, sizeof v); }
+FL_INLINE v8sf ld_f32(const fl_f32u *p) { v8sf v; memcpy(&v, p, sizeof v); return v; }
+FL_INLINE v4df ld_f64(const fl_f64u *p) { v4df v; memcpy(&v, p, sizeof v); return v; }
+FL_INLINE void st_f32(fl_f32u *p, v8sf v) { memcpy(p, &v, sizeof v); }
+FL_INLINE void st_f64(fl_f64u *p, v4df v) { memcpy(p, &v, sizeof v); }
 
 /* Lanes [0, cnt) from p (elements `stride` apart), the others `fill`. */
-FL_INLINE v8sf ldn_f32(const float *p, int64_t stride, int cnt, float fill)
+FL_INLINE v8sf ldn_f32(const fl_f32u *p, int64_t stride, int cnt, float fill)
 {
     if (cnt == FL_W32 && stride == 1)
         return ld_f32(p);
@@ -45,7 +58,7 @@ FL_INLINE v8sf ldn_f32(const float *p, int64_t stride, int cnt, float fill)
         tmp[l] = l < cnt ? p[l * stride] : fill;
     return ld_f32(tmp);
 }
-FL_INLINE v4df ldn_f64(const double *p, int64_t stride, int cnt, double fill)
+FL_INLINE v4df ldn_f64(const fl_f64u *p, int64_t stride, int cnt, double fill)
 {
     if (cnt == FL_W64 && stride == 1)
         return ld_f64(p);
@@ -54,7 +67,7 @@ FL_INLINE v4df ldn_f64(const double *p, int64_t stride, int cnt, double fill)
         tmp[l] = l < cnt ? p[l * stride] : fill;
     return ld_f64(tmp);
 }
-FL_INLINE void stn_f32(float *p, int64_t stride, int cnt, v8sf v)
+FL_INLINE void stn_f32(fl_f32u *p, int64_t stride, int cnt, v8sf v)
 {
     if (cnt == FL_W32 && stride == 1) {
         st_f32(p, v);
@@ -63,7 +76,7 @@ FL_INLINE void stn_f32(float *p, int64_t stride, int cnt, v8sf v)
     for (int l = 0; l < cnt; l++)
         p[l * stride] = v[l];
 }
-FL_INLINE void stn_f64(double *p, int64_t stride, int cnt, v4df v)
+FL_INLINE void stn_f64(fl_f64u *p, int64_t stride, int cnt, v4df v)
 {
     if (cnt == FL_W64 && stride == 1) {
         st_f64(p, v);
@@ -75,11 +88,11 @@ FL_INLINE void stn_f64(double *p, int64_t stride, int cnt, v4df v)
 
 /* All lanes from p, elements `stride` apart: element inserts, which unlike a store to a
  * buffer and a vector load do not stall on store-to-load forwarding. */
-FL_INLINE v8sf gather_f32(const float *p, int64_t s)
+FL_INLINE v8sf gather_f32(const fl_f32u *p, int64_t s)
 {
     return (v8sf){p[0], p[s], p[2 * s], p[3 * s], p[4 * s], p[5 * s], p[6 * s], p[7 * s]};
 }
-FL_INLINE v4df gather_f64(const double *p, int64_t s) { return (v4df){p[0], p[s], p[2 * s], p[3 * s]}; }
+FL_INLINE v4df gather_f64(const fl_f64u *p, int64_t s) { return (v4df){p[0], p[s], p[2 * s], p[3 * s]}; }
 
 FL_INLINE v8si lanes_lt_i32(int cnt)
 {
@@ -183,11 +196,11 @@ FL_INLINE v8sf exp_f32(v8sf x)
     p = p * r + 1.6666665459E-1f;
     p = p * r + 5.0000001201E-1f;
     p = p * (r * r) + r + 1.0f;
-    v8si ni = (v8si)t - (v8si)((v8sf){} + magic);
+    v8si ni = (v8si)((v8su)t - (v8su)((v8sf){} + magic));
     v8si n1 = ni >> 1;
     v8si n2 = ni - n1;
-    v8sf s1 = (v8sf)((n1 + 127) << 23);
-    v8sf s2 = (v8sf)((n2 + 127) << 23);
+    v8sf s1 = (v8sf)((v8su)(n1 + 127) << 23);
+    v8sf s2 = (v8sf)((v8su)(n2 + 127) << 23);
     v8sf y = (p * s1) * s2;
     y = sel_f32(under, (v8sf){}, y);
     return sel_f32(over, (v8sf){} + __builtin_inff(), y);
@@ -219,11 +232,11 @@ FL_INLINE v4df exp_f64(v4df x)
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
     p = p * (r * r) + r + 1.0;
-    v4di ni = (v4di)t - (v4di)((v4df){} + magic);
+    v4di ni = (v4di)((v4du)t - (v4du)((v4df){} + magic));
     v4di n1 = ni >> 1;
     v4di n2 = ni - n1;
-    v4df s1 = (v4df)((n1 + 1023) << 52);
-    v4df s2 = (v4df)((n2 + 1023) << 52);
+    v4df s1 = (v4df)((v4du)(n1 + 1023) << 52);
+    v4df s2 = (v4df)((v4du)(n2 + 1023) << 52);
     v4df y = (p * s1) * s2;
     y = sel_f64(under, (v4df){}, y);
     return sel_f64(over, (v4df){} + __builtin_inf(), y);
@@ -281,7 +294,7 @@ FL_INLINE v8sf expt_poly(v8sf d, v8sf t, const fl_expt_k *k)
 FL_INLINE v8sf expt_scale(v8sf t, const fl_expt_k *k)
 {
     v8si tj = (v8si)__builtin_ia32_permvarsf256((v8sf)k->tab, (v8si)t);
-    return (v8sf)(((v8si)t << 20) + tj);
+    return (v8sf)(((v8su)t << 20) + (v8su)tj);
 }
 /* step 3: the result */
 FL_INLINE v8sf expt_finish(v8sf scale, v8sf q) { return fma_f32(scale, q, scale); }
@@ -311,7 +324,7 @@ FL_INLINE v8sf expneg_f32(v8sf x)
     p = p * r + 5.0000001201E-1f;
     p = p * (r * r) + r + 1.0f;
     /* bits(t) = bits(magic) + n, and bits(magic) << 23 vanishes modulo 2^32 */
-    v8sf scale = (v8sf)(((v8si)t << 23) + 0x3f800000);
+    v8sf scale = (v8sf)(((v8su)t << 23) + 0x3f800000u);
     return (v8sf)(~(x < -87.33654f) & (v8si)(p * scale));
 #endif
 }
@@ -337,7 +350,7 @@ FL_INLINE v4df expneg_f64(v4df x)
     p = p * r + 0.5;
     p = p * (r * r) + r + 1.0;
     /* bits(magic) = 0x4338000000000000: shifted left by 52 it vanishes modulo 2^64 */
-    v4df scale = (v4df)(((v4di)t << 52) + 0x3ff0000000000000LL);
+    v4df scale = (v4df)(((v4du)t << 52) + 0x3ff0000000000000ULL);
     return (v4df)(~(x < -708.3964185322641) & (v4di)(p * scale));
 }
 
@@ -358,7 +371,7 @@ FL_INLINE v4df expneg_f64(v4df x)
  *
  * The terms are exp(max(x - m, -87.34)) here: below that, 1.2e-38 instead of 0, which
  * vanishes next to the term exp(0) = 1 every row sum has (a NaN still gives NaN). */
-FL_INLINE v8sf sumexpneg_f32(const float *x, int64_t nv, v8sf m, const float *next)
+FL_INLINE v8sf sumexpneg_f32(const fl_f32u *x, int64_t nv, v8sf m, const fl_f32u *next)
 {
     v8sf s = {};
     int64_t i = 0;
@@ -400,7 +413,7 @@ FL_INLINE v8sf sumexpneg_f32(const float *x, int64_t nv, v8sf m, const float *ne
 }
 
 /* The same for double: two sums, one prefetch per two vectors. */
-FL_INLINE v4df sumexpneg_f64(const double *x, int64_t nv, v4df m, const double *next)
+FL_INLINE v4df sumexpneg_f64(const fl_f64u *x, int64_t nv, v4df m, const fl_f64u *next)
 {
     v4df s0 = {}, s1 = {};
     int64_t i = 0;

@@ -3,6 +3,7 @@
 import sys
 
 USAGE = """usage: fastloss <command> [options]
+       fastloss --version
 
 commands:
   bench      time fastloss's backends against torch, JAX, scikit-learn and NumPy
@@ -18,6 +19,10 @@ def main(argv=None):
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from ._version import __version__
+        print(f"fastloss {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
     if command == "bench":
         from ._bench.cli import main as bench

@@ -27,9 +27,11 @@ def _why_missing(exc):
             reason = "at install time: " + f.read().strip()
     except OSError:
         reason = "the compiled module fastloss._fastloss_c is not there"
-    return (f"C kernels not built ({reason}; import said: {exc}). Build them with a C "
-            "compiler: `pip install --force-reinstall --no-deps --no-binary fastloss "
-            "fastloss`, or in a source checkout `python csrc/build_cffi.py`.")
+    return (f"C kernels not built ({reason}; import said: {exc}). To build them, install a "
+            "C compiler (gcc or clang) and reinstall from your fastloss source directory "
+            "(the git checkout or unpacked sdist you installed from): `pip install .` "
+            "(`pip install -e .` for an editable install), or `python csrc/build_cffi.py` "
+            "there to build the module in place.")
 
 
 if os.environ.get("FASTLOSS_NO_C") == "1":

@@ -15,14 +15,23 @@ import contextvars
 import importlib
 import json
 import os
+import threading
 from typing import IO, Iterator
 
 AUTO = "auto"
 
 
+class BackendNotAvailable(ValueError):
+    """A backend was asked for by name (``backend=``, ``use_backend``, ``FASTLOSS_BACKEND``)
+    but is not available in this install; the message says why and how to get it."""
+
+
 class Unsupported(Exception):
     """Raised by a backend's kernel wrapper for a case it does not handle; the call then
     falls through to the next backend."""
+
+
+_LOAD_LOCK = threading.RLock()
 
 
 class Backend:
@@ -39,13 +48,18 @@ class Backend:
 
     def _load(self):
         if not self._loaded:
-            self._loaded = True
-            try:
-                module = importlib.import_module(self._module_name)
-                self._kernels = vars(module)
-            except Exception as exc:  # a missing compiler or package must not break fastloss
-                self.error = f"{type(exc).__name__}: {exc}"
-                self._kernels = None
+            # Several threads may make their first call at once (dask's threaded
+            # scheduler): one imports, the others wait for it instead of seeing a backend
+            # marked loaded whose kernels are not there yet.
+            with _LOAD_LOCK:
+                if not self._loaded:
+                    try:
+                        module = importlib.import_module(self._module_name)
+                        self._kernels = vars(module)
+                    except Exception as exc:  # a missing compiler or package must not
+                        self.error = f"{type(exc).__name__}: {exc}"   # break fastloss
+                        self._kernels = None
+                    self._loaded = True
         return self._kernels
 
     @property
@@ -171,8 +185,10 @@ def _order(kernel_name, choice):
         else:
             chosen = _BACKENDS[choice]
             if not chosen.available:
-                raise RuntimeError(f"backend {choice!r} was asked for but is not available: "
-                                   f"{chosen.error} (see fastloss.show_backends())")
+                raise BackendNotAvailable(
+                    f"backend: {choice!r} was asked for but is not available: "
+                    f"{chosen.error} (see fastloss.show_backends(); backend='auto' runs "
+                    "every loss on the backends that are present)")
             order = [choice] + [b for b in _AUTO_ORDER if b != choice]
         # The reference has every case: nothing after it is ever needed.
         order = tuple(order[:order.index("numpy") + 1]) if "numpy" in order else tuple(order)

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _dispatch
 from ._reduction import grad_scale, reduce_total
+from ._validate import grad_output_array, grad_output_scalar, masked_error
 
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
           np.dtype(np.float64): np.empty(0, np.float64)}
@@ -111,48 +112,55 @@ def forward(prep, backend=None):
     return reduce_total(total, reduction, denom, prep.dtype)
 
 
-def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_dtypes=None):
+def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_dtypes=None,
+                   names=None, raw_total=False):
     """Loss value and the gradients of the differentiable arguments numbered `which`
-    (positions in prep.wrt). `out` is None or one array per entry of `which`.
+    (positions in prep.wrt). `out` is None or one array per entry of `which`: it may
+    overlap any argument (the gradient is then computed into a temporary and copied), but
+    not another entry of `out` (ValueError).
     `grad_dtypes` (one per entry of `which`, default prep.dtype) is the dtype each gradient
     is returned in: an input's own, as torch's autograd does when float32 and float64
-    inputs are mixed (the kernel computes in the promoted prep.dtype)."""
+    inputs are mixed (the kernel computes in the promoted prep.dtype). `names` (one per
+    entry of prep.wrt) name the differentiable arguments in error messages. With
+    `raw_total` a reduced call returns the kernel's float64 sum instead of the 0-d result
+    (a part of a larger sum: fastloss._dask's blocks)."""
     if prep.targets is not None:
         prep = prep._replace(denom=check_targets(prep, backend))
     dtype = prep.dtype
     if prep.reduction == "none":
         loss_out = np.empty(prep.n_items, dtype=dtype)
         gscale = 1.0
-        if grad_output is None:
-            gvec = np.ones(prep.n_items, dtype=dtype)
-        else:
-            g = np.asarray(grad_output)
-            if g.shape != prep.item_shape:
-                raise ValueError(f"grad_output: expected shape {prep.item_shape} (the shape of "
-                                 f"the unreduced loss), got {g.shape}")
-            gvec = np.ascontiguousarray(g, dtype=dtype).reshape(-1)
+        gvec = (np.ones(prep.n_items, dtype=dtype) if grad_output is None
+                else grad_output_array(grad_output, prep.item_shape, dtype))
+        reads = (*prep.arrays, gvec)
     else:
         loss_out = _EMPTY[dtype]
-        g = 1.0 if grad_output is None else grad_output
-        if np.ndim(g) != 0:
-            raise ValueError(f"grad_output: expected a scalar for reduction={prep.reduction!r}, "
-                             f"got shape {np.shape(g)}")
-        gscale = grad_scale(prep.reduction, prep.denom, g)
+        gscale = grad_scale(prep.reduction, prep.denom,
+                            1.0 if grad_output is None else
+                            grad_output_scalar(grad_output, prep.reduction))
         gvec = _EMPTY[dtype]
+        reads = prep.arrays
 
     outs = [None] * len(prep.wrt)
     out_dtypes = [dtype] * len(prep.wrt)
     for k, user_out, gdt in zip(which, out if out is not None else [None] * len(which),
                                 grad_dtypes or [dtype] * len(which)):
         outs[k], out_dtypes[k] = user_out, gdt
+    if out is not None:
+        for (index, shape, *_), user_out, gdt in zip(prep.wrt, outs, out_dtypes):
+            if user_out is not None:
+                _check_out(user_out, shape, gdt)
+        if len(out) > 1:
+            _check_disjoint(out, which, names or [f"argument {k}" for k in range(len(outs))])
     grad_bufs = []
-    for (index, shape, *_), user_out, gdt in zip(prep.wrt, outs, out_dtypes):
+    for (index, shape, *_), user_out in zip(prep.wrt, outs):
         canonical = prep.arrays[index]
-        if user_out is not None:
-            _check_out(user_out, shape, gdt)
-        if (user_out is not None and gdt == dtype and user_out.flags.c_contiguous
+        # The kernel writes a gradient straight into out= only when out cannot overlap
+        # anything it reads (the arrays, grad_output): else into a temporary, copied after,
+        # so that out= may be any argument, as with NumPy's ufuncs.
+        if (user_out is not None and user_out.dtype == dtype and user_out.flags.c_contiguous
                 and canonical.size == user_out.size
-                and not any(np.may_share_memory(user_out, a) for a in prep.arrays)):
+                and not any(np.may_share_memory(user_out, a) for a in reads)):
             grad_bufs.append(user_out.reshape(canonical.shape))   # a view: written in place
         else:
             grad_bufs.append(np.empty(canonical.shape, dtype=dtype))
@@ -163,6 +171,8 @@ def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_d
 
     if prep.reduction == "none":
         value = loss_out.reshape(prep.item_shape)
+    elif raw_total:
+        value = float(total)
     else:
         value = reduce_total(total, prep.reduction, prep.denom, dtype)
     grads = []
@@ -182,11 +192,25 @@ def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_d
 def _check_out(out, shape, dtype):
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out: expected a NumPy array, got {type(out).__name__}")
-    if out.shape != tuple(shape) or out.dtype != dtype:
+    if isinstance(out, np.ma.MaskedArray):
+        raise masked_error("out")
+    if out.shape != tuple(shape) or (out.dtype != dtype   # either byte order will do
+                                     and out.dtype.newbyteorder("=") != dtype):
         raise ValueError(f"out: expected an array of shape {tuple(shape)} and dtype {dtype}, "
                          f"got shape {out.shape} and dtype {out.dtype}")
     if not out.flags.writeable:
         raise ValueError("out: the array is read-only")
+
+
+def _check_disjoint(outs, which, names):
+    """Two gradients written into overlapping memory would corrupt each other."""
+    for j in range(1, len(outs)):
+        for i in range(j):
+            a, b = outs[i], outs[j]
+            if np.may_share_memory(a, b) and np.shares_memory(a, b):
+                raise ValueError(f"out: the buffers for the gradients of {names[which[i]]} "
+                                 f"and {names[which[j]]} overlap in memory; give each "
+                                 "gradient its own array")
 
 
 def _sum_to(grad, shape, full):
@@ -206,13 +230,26 @@ def argnums_to_positions(spec, argnums):
     single = not isinstance(argnums, (tuple, list))
     items = (argnums,) if single else tuple(argnums)
     params = spec.parameters
+    expected = (f"{spec.name} is differentiable in {', '.join(spec.differentiable)} (by name, "
+                "or by position among its arguments)")
+    if not items:
+        raise ValueError(f"argnums: expected at least one argument; {expected}")
     positions = []
     for a in items:
-        name = a if isinstance(a, str) else (params[operator.index(a)]
-                                             if -len(params) <= operator.index(a) < len(params)
-                                             else None)
+        if isinstance(a, str):
+            name = a
+        else:
+            try:
+                i = None if isinstance(a, bool) else operator.index(a)
+            except TypeError:
+                i = None
+            if i is None:
+                raise TypeError(f"argnums: expected an int position or a str name, or a "
+                                f"tuple of them; {expected}; got {a!r}")
+            name = params[i] if -len(params) <= i < len(params) else None
         if name not in spec.differentiable:
-            raise ValueError(f"argnums: {spec.name} is differentiable in "
-                             f"{', '.join(spec.differentiable)}, not in {a!r}")
+            raise ValueError(f"argnums: {expected}, not in {a!r}")
+        if spec.differentiable.index(name) in positions:
+            raise ValueError(f"argnums: {name} is given twice; {expected}")
         positions.append(spec.differentiable.index(name))
     return single, tuple(positions)

@@ -78,13 +78,55 @@ def build_parser(spec):
     return p, array_args
 
 
+def _is_zarr(path):
+    return path.rstrip("/").endswith(".zarr") or (
+        os.path.isdir(path) and any(os.path.exists(os.path.join(path, m))
+                                    for m in (".zarray", "zarr.json")))
+
+
 def _open(path, what):
+    """A memory-mapped .npy file, or a Zarr array (a ``.zarr`` directory, with the
+    optional extra ``fastloss[zarr]``): both read a slice at a time."""
+    if _is_zarr(path):
+        if not os.path.exists(path):
+            raise EvalError(f"{path}: no such Zarr array ({what})")
+        try:
+            import zarr
+        except ImportError:
+            raise EvalError(f"{path}: reading Zarr arrays needs zarr "
+                            "(pip install 'fastloss[zarr]')") from None
+        try:
+            a = zarr.open(path, mode="r")
+        except Exception as exc:
+            raise EvalError(f"{path}: not a readable Zarr array ({what}): {exc}") from None
+        if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+            raise EvalError(f"{path}: a Zarr group, not an array ({what}); give the path "
+                            "of one array in it")
+        return _Zarr(a)
     if not os.path.isfile(path):
         raise EvalError(f"{path}: no such file ({what})")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
         raise EvalError(f"{path}: not a readable .npy file ({what}): {exc}") from None
+
+
+class _Zarr:
+    """A Zarr array seen like a read-only memmap: shape, ndim, a NumPy dtype, and NumPy
+    arrays out of slicing (zarr reads only the chunks a slice touches)."""
+
+    def __init__(self, a):
+        self._a = a
+        self.shape = tuple(a.shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(getattr(a.dtype, "to_native_dtype", lambda: a.dtype)())
+
+    def __getitem__(self, index):
+        return np.asarray(self._a[index])
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.asarray(self._a[...])
+        return out if dtype is None else out.astype(dtype)
 
 
 def _check_index_rows(path, t, n_classes, ignore_index, start):
@@ -151,31 +193,49 @@ def run(loss_name, argv):
     if x.dtype.kind != "f":
         raise EvalError(f"{files[first]}: expected a floating-point array (float32 or "
                         f"float64), got dtype {x.dtype}")
-    n = x.shape[0]
+    axes = {first: spec.batch_axis(first)}       # ctc_loss: (T, N, C), the batch axis 1
+    if axes[first] is None or x.ndim <= axes[first]:
+        raise EvalError(f"{files[first]}: expected an array with a batch axis (axis "
+                        f"{axes[first]}), got shape {x.shape}")
+    n = x.shape[axes[first]]
+    if spec.name == "ctc_loss" and "targets" in arrays and arrays["targets"].ndim == 1:
+        raise EvalError(f"{files['targets']}: eval streams ctc_loss's targets by rows: "
+                        "give them padded, shape (N, S), not concatenated")
     streamed, whole = {}, {}
     sig = inspect.signature(spec.prepare).parameters
     for name, a in arrays.items():
         if name == first:
             continue
-        per_class = name in ("weight", "pos_weight") and a.ndim < x.ndim
-        if not per_class and a.ndim and a.shape[0] == n:
+        axis = 0 if name == "sample_weight" else spec.axis_of(name, a, x.ndim)
+        if axis is not None and a.shape[axis] == n:
             streamed[name] = a           # cut into the same rows as the input
-        elif name == "sample_weight" or (name in sig and sig[name].default is
-                                         inspect.Parameter.empty):
+            axes[name] = axis
+        elif name == "sample_weight" or (axis is not None and name in sig and
+                                         sig[name].default is inspect.Parameter.empty):
             raise EvalError(f"{files[name]}: has {a.shape[0] if a.ndim else 0} rows, "
                             f"{files[first]} has {n}: the lengths must match")
         else:
             whole[name] = np.asarray(a)  # e.g. a class weight: every chunk gets it whole
+
+    def rows(name, a, start, stop):
+        axis = axes[name]
+        return a[(slice(None),) * axis + (slice(start, stop),)]
     loss_kwargs = {k: opts[k] for k in spec.parameters if k not in array_args}
     loss_kwargs.update({k: v for k, v in whole.items()})
     reduction = loss_kwargs.get("reduction", "mean")
     if reduction == "none":
         raise EvalError("--reduction: eval accumulates 'mean' or 'sum' (use --per-item "
                         "for the unreduced losses)")
-    positional = [p for p in spec.parameters if p in streamed or p == first]
+    # the streamed arguments in order up to the first one that is not streamed (a
+    # linear_weight, given whole): positionally; the rest by name
+    positional = []
+    for p in spec.parameters:
+        if p not in streamed and p != first:
+            break
+        positional.append(p)
     acc = fastloss.RunningLoss(spec.function, backend=args.backend, **loss_kwargs)
 
-    bytes_per_row = sum(a.dtype.itemsize * int(np.prod(a.shape[1:]))
+    bytes_per_row = sum(a.dtype.itemsize * int(np.prod(a.shape)) // max(1, n)
                         for a in [x, *streamed.values()])
     chunk = args.chunk_rows or max(1, DEFAULT_CHUNK_BYTES // max(1, bytes_per_row))
     class_index = (spec.name in ("nll_loss", "cross_entropy", "multi_margin_loss")
@@ -189,12 +249,14 @@ def run(loss_name, argv):
     try:
         for start in range(0, max(n, 1), chunk):
             stop = min(n, start + chunk)
-            batch = {name: a[start:stop] for name, a in streamed.items()}
-            batch[first] = x[start:stop]
+            batch = {name: rows(name, a, start, stop) for name, a in streamed.items()}
+            batch[first] = rows(first, x, start, stop)
             call_args = [batch.pop(p) for p in positional]
             sw = batch.pop("sample_weight", None)
             if class_index and n_classes is not None:
-                msg = _check_index_rows(files["target"], call_args[positional.index("target")],
+                target = (call_args[positional.index("target")] if "target" in positional
+                          else batch["target"])
+                msg = _check_index_rows(files["target"], target,
                                         n_classes, ignore, start)
                 if msg:
                     raise EvalError(msg)
@@ -248,7 +310,8 @@ def run(loss_name, argv):
               "count": acc.items, "denominator": acc.denominator,
               "mean": float(fastloss._reduction.mean_of(acc.total, acc.denominator)),
               "result": float(acc.compute()), "rows": n, "seconds": seconds}
-    if spec.name in ("nll_loss", "cross_entropy") and class_index:
+    int_target = "target" in streamed and streamed["target"].dtype.kind in "iu"
+    if spec.name in ("nll_loss", "cross_entropy", "linear_cross_entropy") and int_target:
         result["perplexity"] = acc.perplexity()
     lines = [f"loss        {spec.name} (reduction={reduction!r})",
              f"rows        {n}",

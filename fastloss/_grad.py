@@ -9,8 +9,8 @@ from numpy.typing import NDArray
 
 from . import _engine, _weighted
 from ._registry import spec_of
-from ._validate import LazyInput
 from ._typing import Argnum, ValueAndGrad, ValueAndGrads
+from ._validate import LazyInput, compute_dtype, is_floating
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
@@ -52,7 +52,11 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
         ``grad_output`` is a scalar for ``reduction="mean"``/``"sum"`` (default 1) and an
         array shaped like the unreduced loss for ``reduction="none"`` (default ones).
         ``out`` is an array (a tuple of arrays, for a tuple ``argnums``) of the gradient's
-        shape and dtype to write into; reusing it across calls saves an allocation.
+        shape and dtype to write into; reusing it across calls saves an allocation. It may
+        share memory with any argument (the gradient is then computed into a temporary and
+        copied), but the arrays of a tuple must not overlap each other (ValueError).
+        Each gradient's dtype is the one its input is computed in: float32 for float32
+        and narrower floats (float16, bfloat16, float8), float64 for float64.
 
     Examples
     --------
@@ -64,11 +68,16 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
     """
     spec = spec_of(loss_fn)
     single, positions = _engine.argnums_to_positions(spec, argnums)
+    params = spec.parameters   # inspect.signature: once here, not per call
 
     def loss_and_grad(*args, grad_output=None, out=None, backend=None, sample_weight=None,
                       **kwargs):
         try:
             prep = spec.prepare(*args, **kwargs)
+            if (sample_weight is not None or grad_output is not None) and (
+                    type(sample_weight).__module__.startswith("dask")
+                    or type(grad_output).__module__.startswith("dask")):
+                raise LazyInput          # NumPy inputs, Dask weights: lazy all the same
         except LazyInput:              # a Dask array: lazy value and gradients
             if out is not None:
                 raise ValueError("out: not supported with Dask inputs (the gradient is a "
@@ -76,16 +85,23 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
             from . import _dask
             return _dask.value_and_grad(spec, single, positions, args, kwargs, grad_output,
                                         backend, sample_weight)
-        outs = None if out is None else ((out,) if single else tuple(out))
-        if outs is not None and len(outs) != len(positions):
-            raise ValueError(f"out: expected {len(positions)} arrays, got {len(outs)}")
-        dtypes = _input_dtypes(spec, positions, args, kwargs, prep.dtype)
+        if out is None or single:
+            outs = None if out is None else (out,)
+        elif not isinstance(out, (tuple, list)) or len(out) != len(positions):
+            raise TypeError(f"out: expected a tuple of {len(positions)} arrays (one per "
+                            f"entry of argnums), got "
+                            + (f"{len(out)}" if isinstance(out, (tuple, list))
+                               else type(out).__name__))
+        else:
+            outs = tuple(out)
+        dtypes = _input_dtypes(spec, params, positions, args, kwargs, prep.dtype)
         if sample_weight is None:
             value, grads = _engine.value_and_grad(prep, positions, grad_output, outs, backend,
-                                                  dtypes)
+                                                  dtypes, spec.differentiable)
         else:
             value, grads = _weighted.value_and_grad(prep, positions, grad_output, outs,
-                                                    backend, dtypes, sample_weight)
+                                                    backend, dtypes, sample_weight,
+                                                    spec.differentiable)
         return value, (grads[0] if single else tuple(grads))
 
     loss_and_grad.__name__ = f"value_and_grad_{spec.name}"
@@ -93,18 +109,26 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
     return loss_and_grad
 
 
-def _input_dtypes(spec, positions, args, kwargs, computed):
-    """The dtype each requested gradient is returned in: the input's own when it is a
-    float32 or float64 array (or tensor) and the loss was computed in the other one (mixed
-    inputs promote, and torch's autograd returns each gradient in its input's dtype);
-    else `computed`. None when no input differs (the common case)."""
-    names = spec.parameters
+def _input_dtypes(spec, names, positions, args, kwargs, computed):
+    """The dtype each requested gradient is returned in: the dtype its own input is
+    computed in (float32 for float32 and every smaller float, float64 for float64 and
+    longdouble; see _validate.compute_dtype), which differs from `computed` when inputs of
+    both precisions are mixed (they promote, and torch's autograd returns each gradient in
+    its input's dtype); `computed` for an input without a dtype (a list, a number). None
+    when no gradient differs from `computed` (the common case). `names` is
+    spec.parameters, looked up once by value_and_grad (it calls inspect.signature)."""
     dtypes = []
     for p in positions:
         i = names.index(spec.differentiable[p])
         value = args[i] if i < len(args) else kwargs.get(names[i])
         dt = getattr(value, "dtype", None)
-        if dt is not None and not isinstance(dt, np.dtype):   # a torch tensor's dtype
-            dt = {"torch.float32": _F32, "torch.float64": _F64}.get(str(dt))
-        dtypes.append(dt if dt in (_F32, _F64) else computed)
+        if dt is _F32 or dt is _F64:
+            dtypes.append(dt)
+        elif isinstance(dt, np.dtype):
+            dtypes.append(compute_dtype(dt) if is_floating(dt) else computed)
+        elif dt is not None and type(value).__module__.startswith("torch"):
+            dtypes.append((_F32 if value.element_size() <= 4 else _F64)
+                          if value.is_floating_point() else computed)
+        else:
+            dtypes.append(computed)
     return None if all(dt == computed for dt in dtypes) else dtypes

@@ -25,10 +25,36 @@ class LossSpec:
     prepare: object           # same arguments -> _engine.Prepared
     differentiable: tuple     # names of the arguments it has a gradient for, in order
     kernels: tuple = field(default=())   # kernel base names it may dispatch to
+    extensions: tuple = field(default=())  # keyword-only arguments that are fastloss's own
+                                           #   (not torch's): z_loss, softcap, exact_grad
+    batch_axes: tuple = field(default=())  # (argument, axis or None) where an argument's
+                                           #   batch axis is not its first: None for one
+                                           #   shared by every item (linear_weight)
 
-    @property
+    def batch_axis(self, name):
+        """The axis of argument `name` along which items (samples) run, or None when the
+        argument is shared by every item. What splits a call into batches (RunningLoss)
+        and chunks (Dask). Default 0; per-class weights (``weight``/``pos_weight`` of
+        fewer dimensions than the input) are recognised by the callers."""
+        return dict(self.batch_axes).get(name, 0)
+
+    def axis_of(self, name, value, input_ndim):
+        """`batch_axis` for an actual argument: also None for a non-array, a 0-d array,
+        and a ``weight``/``pos_weight`` of fewer dimensions than the input (broadcast
+        along the classes, as bce's ``pos_weight`` of shape (C,))."""
+        ndim = np.ndim(value) if hasattr(value, "shape") else 0
+        if ndim == 0:
+            return None
+        if name in ("weight", "pos_weight") and ndim < input_ndim:
+            return None
+        axis = self.batch_axis(name)
+        return axis if axis is None or axis < ndim else None
+
+    @functools.cached_property
     def parameters(self):
-        """The loss's own arguments, in order (not ``backend``, which is dispatch's)."""
+        """The loss's own arguments, in order (not ``backend``, which is dispatch's, nor
+        ``sample_weight``, which the public function applies); cached: value_and_grad
+        reads it on every call, and inspect.signature costs ~50 us."""
         return tuple(p for p in inspect.signature(self.prepare).parameters
                      if p not in ("backend", "sample_weight"))
 
@@ -37,7 +63,8 @@ LOSSES: dict[str, LossSpec] = {}
 
 
 def loss(class_name: str, differentiable: Sequence[str] = ("input",),
-         kernels: Sequence[str] = ()
+         kernels: Sequence[str] = (), extensions: Sequence[str] = (),
+         batch_axes: dict[str, int | None] | None = None
          ) -> Callable[[Callable[P, _engine.Prepared]], Callable[P, NDArray[Any]]]:
     """Turn `prepare(...) -> Prepared` into the public loss function and register it.
 
@@ -47,6 +74,8 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
     prepare's annotated parameters ``P`` and a result of ``numpy.ndarray``. (A prepare
     that does not declare ``backend`` still gets it in the runtime signature, but type
     checkers then reject ``backend=``: tests/test_typing.py fails until it is declared.)
+    `extensions` names the keyword-only arguments that torch's function does not have;
+    `batch_axes` the arguments whose batch axis is not their first (see LossSpec).
     """
     def decorate(prepare: Callable[P, _engine.Prepared]) -> Callable[P, NDArray[Any]]:
         name = prepare.__name__
@@ -61,6 +90,9 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
                 return _dask.forward(LOSSES[name], args, kwargs, backend, sample_weight)
             if sample_weight is None:
                 return _engine.forward(prep, backend)
+            if type(sample_weight).__module__.startswith("dask"):   # NumPy in, Dask weights
+                from . import _dask
+                return _dask.forward(LOSSES[name], args, kwargs, backend, sample_weight)
             return _weighted.forward(prep, backend, sample_weight)
 
         public.__doc__ = _with_sample_weight_doc(public.__doc__)
@@ -76,7 +108,8 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
             parameters=params, return_annotation=np.ndarray)
         public.__annotations__ = {**prepare.__annotations__, "return": np.ndarray}
         LOSSES[name] = LossSpec(name, class_name, public, prepare, tuple(differentiable),
-                                tuple(kernels))
+                                tuple(kernels), tuple(extensions),
+                                tuple((batch_axes or {}).items()))
         return cast("Callable[P, NDArray[Any]]", public)
     return decorate
 

@@ -10,6 +10,8 @@ concatenation of every batch returns.
 """
 from __future__ import annotations
 
+import functools
+import importlib
 import inspect
 import json
 import math
@@ -23,25 +25,81 @@ from ._reduction import mean_of
 from ._registry import LOSSES, spec_of
 
 _STATE_VERSION = 1
-_CLASS_LOSSES = ("nll_loss", "cross_entropy")
+_CLASS_LOSSES = ("nll_loss", "cross_entropy", "linear_cross_entropy")
 
 
 def _encode(value: Any) -> Any:
-    """A loss keyword argument as JSON (arrays as {"array": list, "dtype": name})."""
+    """A loss keyword argument as JSON (arrays as {"array": list, "dtype": name}; a
+    function by its importable name, as triplet_margin_with_distance_loss's
+    ``distance_function``)."""
     if isinstance(value, np.ndarray) or type(value).__module__.startswith("torch"):
+        if callable(value) and not hasattr(value, "shape"):   # torch.nn.PairwiseDistance
+            return _encode_callable(value)
         a = np.asarray(value)
         return {"array": a.tolist(), "dtype": a.dtype.name}
     if isinstance(value, np.generic):
         return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if callable(value):
+        return _encode_callable(value)
     raise TypeError(f"RunningLoss: cannot keep the argument {value!r} in a plain state "
-                    "(use numbers, strings, booleans or arrays)")
+                    "(use numbers, strings, booleans, arrays or module-level functions)")
+
+
+def _importable(fn: Any) -> str | None:
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or not qualname or "<" in qualname:
+        return None
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return f"{module}:{qualname}" if obj is fn else None
+
+
+def _encode_callable(fn: Any) -> Any:
+    """A callable as plain values: a module-level function by name, functools.partial of
+    one with plain keywords, or a PairwiseDistance by its (norm, eps, keepdim)."""
+    if isinstance(fn, functools.partial) and not fn.args:
+        name = _importable(fn.func)
+        if name is not None:
+            return {"partial": name, "keywords": {k: _encode(v)
+                                                  for k, v in sorted(fn.keywords.items())}}
+    elif hasattr(fn, "norm") and hasattr(fn, "eps") and not callable(fn.norm):
+        return {"pairwise_distance": {"p": float(fn.norm), "eps": float(fn.eps),
+                                      "keepdim": bool(getattr(fn, "keepdim", False))}}
+    else:
+        name = _importable(fn)
+        if name is not None:
+            return {"callable": name}
+    raise TypeError(f"RunningLoss: cannot keep the function {fn!r} in a plain state: give "
+                    "a module-level function (importable by name), a functools.partial of "
+                    "one, or a PairwiseDistance; not a lambda or a local function")
+
+
+def _load(name: str) -> Any:
+    module, qualname = name.split(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _decode(value: Any) -> Any:
-    if isinstance(value, dict) and set(value) == {"array", "dtype"}:
-        return np.asarray(value["array"], dtype=value["dtype"])
+    if isinstance(value, dict):
+        if set(value) == {"array", "dtype"}:
+            return np.asarray(value["array"], dtype=value["dtype"])
+        if set(value) == {"callable"}:
+            return _load(value["callable"])
+        if set(value) == {"partial", "keywords"}:
+            return functools.partial(_load(value["partial"]),
+                                     **{k: _decode(v) for k, v in value["keywords"].items()})
+        if set(value) == {"pairwise_distance"}:
+            from .functional.distance import PairwiseDistance
+            return PairwiseDistance(**value["pairwise_distance"])
     return value
 
 
@@ -122,25 +180,38 @@ class RunningLoss:
             raise TypeError(f"update: {', '.join(sorted(clash))} was fixed when the "
                             "RunningLoss was made")
         prep = self._spec.prepare(*arrays, **self._kwargs, **batch_kwargs)
+        spec = self._spec
+        name = spec.parameters[0]
         first = np.shape(arrays[0]) if arrays else ()
-        name = self._spec.parameters[0]
-        if not prep.item_shape or not first or prep.item_shape[0] != first[0]:
+        axis = spec.batch_axis(name)          # 1 for ctc_loss's (T, N, C) log_probs
+        if (not prep.item_shape or axis is None or len(first) <= axis
+                or prep.item_shape[0] != first[axis]):
+            where = "first" if axis == 0 else f"axis {axis}"
             raise ValueError(f"{name}: RunningLoss needs batches with a leading batch axis "
-                             f"(the first axis of {name} and of the unreduced loss); got "
-                             f"{name} of shape {first} and a loss of shape "
-                             f"{tuple(prep.item_shape)} (one item: pass {name}[None])")
-        tail = tuple(first[1:])
+                             f"(the {where} axis of {name} and the first of the unreduced "
+                             f"loss); got {name} of shape {first} and a loss of shape "
+                             f"{tuple(prep.item_shape)} (one item: add a batch axis of 1)")
+        # the shape after the batch axis must not change (the class count above all); axes
+        # before it (ctc_loss's time) may: a shorter batch is as if padded. Arguments
+        # shared by every item (linear_weight) must keep their shapes too.
+        tail = tuple(first[axis + 1:])
+        bound = dict(zip(spec.parameters, arrays), **batch_kwargs)
+        for k, v in bound.items():
+            if k != name and k in dict(spec.batch_axes) and spec.batch_axis(k) is None \
+                    and np.ndim(v):
+                tail += tuple(np.shape(v))
         if self.dtype is not None and prep.dtype != self.dtype:
             raise TypeError(f"{name}: this batch computes in {prep.dtype}, the earlier "
                             f"updates in {self.dtype}; cast it (one accumulator, one dtype)")
         if self.item_tail is not None and tail != self.item_tail:
-            what = (f"{tail[0] if tail else '?'} classes where the earlier updates had "
-                    f"{self.item_tail[0] if self.item_tail else '?'}"
-                    if self._spec.name in _CLASS_LOSSES + ("multi_margin_loss",)
-                    else f"shape {tail} after the batch axis where the earlier updates "
-                         f"had {self.item_tail}")
+            if spec.name in _CLASS_LOSSES[:2] + ("multi_margin_loss",):
+                what = (f"{tail[0] if tail else '?'} classes where the earlier updates had "
+                        f"{self.item_tail[0] if self.item_tail else '?'}")
+            else:
+                what = (f"shapes {tail} after the batch axis (and of the arguments shared "
+                        f"by every item) where the earlier updates had {self.item_tail}")
             raise ValueError(f"{name}: this batch has {what}; batches must concatenate "
-                             "along the first axis")
+                             "along the batch axis")
         want_seq = self._sequence_perplexity_applies(prep)
         total, denom, items = _weighted.parts(prep, self.backend, sample_weight, want_seq)
         seq_sum, n_seq = (self._sequence_terms(prep, items, sample_weight)
@@ -185,7 +256,8 @@ class RunningLoss:
         return np.array(mean_of(self.total, self.denominator), dtype)
 
     def perplexity(self, per: str = "token") -> float:
-        """Perplexity, for nll_loss and cross_entropy with class-index targets.
+        """Perplexity, for nll_loss, cross_entropy and linear_cross_entropy with
+        class-index targets.
 
         ``per="token"``: exp of the mean token NLL over every counted token (the weighted
         mean, with class or sample weights), inf when that overflows. ``per="sequence"``:
@@ -194,8 +266,8 @@ class RunningLoss:
         ``label_smoothing`` it is the smoothed loss).
         """
         if self._spec.name not in _CLASS_LOSSES:
-            raise ValueError(f"perplexity: defined for nll_loss and cross_entropy, not "
-                             f"{self._spec.name}")
+            raise ValueError(f"perplexity: defined for nll_loss, cross_entropy and "
+                             f"linear_cross_entropy, not {self._spec.name}")
         if per == "token":
             mean = mean_of(self.total, self.denominator)
         elif per == "sequence":

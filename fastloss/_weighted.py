@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _engine
 from ._reduction import mean_of
-from ._validate import float_array
+from ._validate import float_array, grad_output_array, grad_output_scalar
 
 _F64 = np.dtype(np.float64)
 
@@ -109,38 +109,45 @@ def forward(prep, backend, sample_weight):
                    prep.dtype)
 
 
-def value_and_grad(prep, which, grad_output, out, backend, grad_dtypes, sample_weight):
+def value_and_grad(prep, which, grad_output, out, backend, grad_dtypes, sample_weight,
+                   names=None, raw_total=False, denom=None):
     """`_engine.value_and_grad` with per-sample weights: the unreduced call with
-    grad_output = s * (the reduction's factor), then the weighted reduction of its items."""
+    grad_output = s * (the reduction's factor), then the weighted reduction of its items.
+    `denom` (default: this call's own) is what "mean" divides by: a Dask block passes the
+    whole array's."""
     s = item_weights(prep, sample_weight)
     if prep.targets is not None:
         _engine.check_targets(prep, backend)   # before the denominator indexes weights
     if prep.reduction == "none":
-        if grad_output is None:
-            g = 1.0
-        else:
-            g = np.asarray(grad_output)
-            if g.shape != tuple(prep.item_shape):
-                raise ValueError(f"grad_output: expected shape {tuple(prep.item_shape)} (the "
-                                 f"shape of the unreduced loss), got {g.shape}")
-            g = g.astype(_F64).reshape(-1)
         denom = None
-        gvec = s * g
+        gvec = s if grad_output is None else s * grad_output_array(
+            grad_output, tuple(prep.item_shape), _F64)
     else:
-        g = 1.0 if grad_output is None else grad_output
-        if np.ndim(g) != 0:
-            raise ValueError(f"grad_output: expected a scalar for reduction="
-                             f"{prep.reduction!r}, got shape {np.shape(g)}")
-        g = float(g)
-        denom = weighted_denominator(prep, s)
+        g = 1.0 if grad_output is None else grad_output_scalar(grad_output, prep.reduction)
+        if denom is None:
+            denom = weighted_denominator(prep, s)
         factor = mean_of(g, denom) if prep.reduction == "mean" else g
         gvec = s * factor
     items, grads = _engine.value_and_grad(
         prep._replace(reduction="none"), which, gvec.reshape(prep.item_shape), out, backend,
-        grad_dtypes)
+        grad_dtypes, names)
     items = items.reshape(-1)
     if prep.reduction == "none":
         value = (s * items).astype(prep.dtype).reshape(prep.item_shape)
+    elif raw_total:
+        value = float(np.dot(s, items))
     else:
         value = _reduce(prep.reduction, float(np.dot(s, items)), denom, prep.dtype)
     return value, grads
+
+
+def denominator(prep, backend=None, sample_weight=None):
+    """The denominator "mean" divides by, without the loss: it reads the targets and
+    weights only (never the logits). Range-checks class targets."""
+    if prep.targets is not None:
+        denom = _engine.check_targets(prep, backend)
+    else:
+        denom = prep.denom
+    if sample_weight is None:
+        return float(denom)
+    return weighted_denominator(prep, item_weights(prep, sample_weight))

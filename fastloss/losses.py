@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import functional as F
 from ._grad import value_and_grad as _value_and_grad
 from ._typing import Argnum
+from .functional.distance import PairwiseDistance
 
 __all__ = [
     "L1Loss",
@@ -37,6 +38,10 @@ __all__ = [
     "MultiLabelSoftMarginLoss",
     "CosineEmbeddingLoss",
     "TripletMarginLoss",
+    "CTCLoss",
+    "TripletMarginWithDistanceLoss",
+    "PairwiseDistance",
+    "LinearCrossEntropyLoss",
 ]
 
 
@@ -242,3 +247,67 @@ class TripletMarginLoss(_Loss):
                  swap: bool = False, *, reduction: str = "mean",
                  backend: str | None = None) -> None:
         super().__init__(backend, margin=margin, p=p, eps=eps, swap=swap, reduction=reduction)
+
+
+class CTCLoss(_Loss):
+    function = F.ctc_loss
+
+    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False,
+                 *, exact_grad: bool = False, backend: str | None = None) -> None:
+        super().__init__(backend, blank=blank, reduction=reduction,
+                         zero_infinity=zero_infinity, exact_grad=exact_grad)
+
+
+class TripletMarginWithDistanceLoss(_Loss):
+    function = F.triplet_margin_with_distance_loss
+
+    def __init__(self, *,
+                 distance_function: Callable[[NDArray[Any], NDArray[Any]], ArrayLike]
+                 | None = None,
+                 margin: float = 1.0, swap: bool = False, reduction: str = "mean",
+                 backend: str | None = None) -> None:
+        super().__init__(backend, distance_function=distance_function, margin=margin,
+                         swap=swap, reduction=reduction)
+
+
+class LinearCrossEntropyLoss(_Loss):
+    """torch's ``LinearCrossEntropyLoss`` without parameters of its own: fastloss holds
+    no weights, so the linear layer's weight (and bias) are given at each call,
+    ``criterion(input, linear_weight, target, linear_bias=None)``, instead of
+    ``in_features``/``num_classes``/``out_features``/``bias``/``device``/``dtype`` at
+    construction. The other arguments are torch's (and fastloss's ``z_loss``,
+    ``softcap``, ``chunk_size``); see :func:`fastloss.linear_cross_entropy`."""
+    function = F.linear_cross_entropy
+
+    def __init__(self, *, reduction: str = "mean", weight: ArrayLike | None = None,
+                 ignore_index: int | None = None, label_smoothing: float = 0.0,
+                 options: dict[str, Any] | None = None, z_loss: float = 0.0,
+                 softcap: float | None = None, chunk_size: int | None = None,
+                 backend: str | None = None) -> None:
+        super().__init__(backend, reduction=reduction, weight=weight,
+                         ignore_index=ignore_index, label_smoothing=label_smoothing,
+                         options=options, z_loss=z_loss, softcap=softcap,
+                         chunk_size=chunk_size)
+
+    def __call__(self, input: ArrayLike, linear_weight: ArrayLike,  # type: ignore[override]
+                 target: ArrayLike, linear_bias: ArrayLike | None = None, *,
+                 sample_weight: ArrayLike | None = None) -> NDArray[Any]:
+        return F.linear_cross_entropy(input, linear_weight, target, linear_bias=linear_bias,
+                                      backend=self.backend, sample_weight=sample_weight,
+                                      **self.hyper_parameters)
+
+    forward = __call__  # type: ignore[assignment]
+
+    def value_and_grad(self, input: ArrayLike, linear_weight: ArrayLike,  # type: ignore[override]
+                       target: ArrayLike, linear_bias: ArrayLike | None = None, *,
+                       argnums: Argnum | tuple[Argnum, ...] = 0,
+                       grad_output: ArrayLike | None = None,
+                       out: NDArray[Any] | Sequence[NDArray[Any]] | None = None,
+                       sample_weight: ArrayLike | None = None
+                       ) -> tuple[NDArray[Any], NDArray[Any] | tuple[NDArray[Any], ...]]:
+        """(loss, gradient) in one pass; see :func:`fastloss.value_and_grad`."""
+        fn = _value_and_grad(F.linear_cross_entropy, argnums)
+        return fn(input, linear_weight, target, linear_bias=linear_bias,  # type: ignore[arg-type]
+                  grad_output=grad_output, out=out,  # type: ignore[arg-type]
+                  backend=self.backend, sample_weight=sample_weight,
+                  **self.hyper_parameters)

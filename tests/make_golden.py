@@ -1,4 +1,5 @@
-"""Regenerate tests/golden/*.npz from torch: `python tests/make_golden.py`.
+"""Regenerate tests/golden/*.npz from torch: `python tests/make_golden.py [loss ...]` (all
+losses, or only the ones named).
 
 The fixtures hold torch's value and gradients for every case x dtype x reduction, and the
 case's inputs themselves (once per case x dtype), so that the core checks run where torch
@@ -72,11 +73,16 @@ def unpack_inputs(data, prefix):
     return [args[i] for i in range(len(args))], kwargs
 
 
-def main():
+def main(names=()):
     warnings.simplefilter("ignore")
     import torch
     os.makedirs(HERE, exist_ok=True)
+    unknown = set(names) - set(CASES)
+    if unknown:
+        raise SystemExit(f"no cases for {', '.join(sorted(unknown))}")
     for name, cases in sorted(CASES.items()):
+        if names and name not in names:
+            continue
         data = {}
         for case in cases:
             for dtype in (np.float32, np.float64):
@@ -93,4 +99,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(tuple(sys.argv[1:]))

@@ -11,6 +11,10 @@ from conftest import all_cases
 from helpers import assert_close, diff_args, run_fastloss
 
 LEGACY = {"size_average", "reduce"}
+# torch's constructor arguments that make parameters of the module's own (fastloss has
+# none: the class takes them at call time instead; see its docstring)
+CLASS_OWN_PARAMETERS = {"LinearCrossEntropyLoss": ("in_features", "num_classes",
+                                                   "out_features", "bias", "device", "dtype")}
 CASES = list(all_cases())
 
 
@@ -27,10 +31,14 @@ def test_every_loss_has_cases_a_class_and_is_exported():
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_signature_follows_torch(name):
     F = pytest.importorskip("torch.nn.functional")
-    ours = inspect.signature(LOSSES[name].function).parameters
+    spec = LOSSES[name]
+    ours = inspect.signature(spec.function).parameters
     theirs = {k: v for k, v in inspect.signature(getattr(F, name)).parameters.items()
               if k not in LEGACY}
-    assert [k for k in ours if k not in ("backend", "sample_weight")] == list(theirs)
+    own = ("backend", "sample_weight")   # dispatch's, and fastloss's per-sample weights
+    assert [k for k in ours if k not in own and k not in spec.extensions] == list(theirs)
+    for k in (*spec.extensions, "sample_weight"):   # fastloss's own: keyword-only
+        assert ours[k].kind == inspect.Parameter.KEYWORD_ONLY, k
     for k, p in theirs.items():
         assert ours[k].default == p.default, f"{name}({k}=...) default"
     # positional arguments keep torch's positions up to its first legacy slot
@@ -42,11 +50,11 @@ def test_signature_follows_torch(name):
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_class_signature_follows_torch(name):
     nn = pytest.importorskip("torch.nn")
-    cls = LOSSES[name].class_name
-    ours = inspect.signature(getattr(fastloss, cls).__init__).parameters
-    theirs = [k for k in inspect.signature(getattr(nn, cls).__init__).parameters
-              if k not in LEGACY]
-    assert [k for k in ours if k != "backend"] == theirs
+    spec = LOSSES[name]
+    ours = inspect.signature(getattr(fastloss, spec.class_name).__init__).parameters
+    theirs = [k for k in inspect.signature(getattr(nn, spec.class_name).__init__).parameters
+              if k not in LEGACY and k not in CLASS_OWN_PARAMETERS.get(spec.class_name, ())]
+    assert [k for k in ours if k != "backend" and k not in spec.extensions] == theirs
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

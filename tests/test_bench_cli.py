@@ -66,7 +66,7 @@ def run_cli(*args, cwd=ROOT, timeout=120):
     (["--loss", "no_such_loss"], "unknown loss 'no_such_loss'"),
     (["--size", "12xq"], "size '12xq'"),
     (["--size", "0x10"], "positive"),
-    (["--size", "1x2x3"], "expected N or NxC"),
+    (["--size", "1x2x3x4x5"], "expected N, NxC"),
     (["--loss", "cross_entropy", "--size", "16M"], "fits none"),
     (["--backend", "cuda"], "unknown backend 'cuda'"),
     (["--dtype", "float16"], "unknown dtype 'float16'"),
@@ -196,7 +196,8 @@ def test_a_loss_without_generator_is_an_error(monkeypatch, capsys):
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_generated_data_fits_the_loss(loss):
     gen = data.generator_for(loss)
-    shape = (6, 5) if gen.kind != "elementwise" else (30,)
+    shape = {"elementwise": (30,), "sequence": (9, 2, 5, 3), "linear": (6, 4, 5)}.get(
+        gen.kind, (6, 5))
     args, kwargs = gen.build(shape, "float32")
     again, _ = gen.build(shape, "float32")
     for a, b in zip(args, again):          # seeded: every worker sees the same data
@@ -617,3 +618,38 @@ def test_workers_import_the_same_fastloss_as_the_runner():
     import fastloss
     assert os.path.samefile(os.path.join(runner._ROOT, "fastloss"),
                             os.path.dirname(fastloss.__file__))
+
+
+# --- the sequence and linear cases: ctc_loss and linear_cross_entropy ------------------
+
+def test_sequence_and_linear_sizes_and_defaults():
+    assert data.parse_size("500x32x32x100") == (500, 32, 32, 100)
+    assert data.GENERATORS["ctc_loss"].default_sizes() == ((500, 32, 32, 100),
+                                                          (200, 64, 1000, 50))
+    assert data.GENERATORS["linear_cross_entropy"].default_sizes() == ((2048, 512, 32000),
+                                                                      (2048, 512, 128000))
+    with pytest.raises(data.SizeError, match="TxNxCxS"):
+        data.GENERATORS["ctc_loss"].check_shape((10, 20))
+    with pytest.raises(data.SizeError, match="NxdxV"):
+        data.GENERATORS["linear_cross_entropy"].check_shape((10, 20))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch peer")
+def test_ctc_and_linear_cases_run_at_tiny_sizes(tmp_path):
+    out = tmp_path / "out.json"
+    r = run_cli("--loss", "ctc_loss", "linear_cross_entropy", "--size", "20x4x6x5",
+                "64x16x300", "--repeat", "1", "--backend", "numba", "numpy",
+                "--peers", "torch", "torch_chunked", "gemm", "--check-limit", "64",
+                "--json", str(out), timeout=600)
+    assert r.returncode == 0, r.stderr
+    results = json.loads(out.read_text())["results"]
+    ok = {(x["impl"], x["loss"], x["mode"]) for x in results if x["status"] == "ok"}
+    for mode in ("forward", "grad"):
+        for impl in ("numba", "numpy", "torch"):
+            assert (impl, "ctc_loss", mode) in ok and (impl, "linear_cross_entropy", mode) in ok
+        assert ("gemm", "linear_cross_entropy", mode) in ok
+        assert ("torch_chunked", "linear_cross_entropy", mode) in ok
+    checked = [x for x in results if x["status"] == "ok" and x["group"] != "floor"]
+    assert all(x["check"]["status"] == "ok" for x in checked)
+    # a check on part of a case: the CTC batch is log_probs' second axis
+    assert any(x["check"]["on"] != "full" for x in checked if x["loss"] == "ctc_loss")

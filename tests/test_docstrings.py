@@ -16,8 +16,9 @@ from fastloss import _dispatch
 from fastloss._registry import LOSSES
 
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-# The modules that import only with the C module built (skipped, with a reason, without it).
-NEEDS_C = ("fastloss._cffi", "fastloss._fastloss_c")
+# The modules that import only with the C module built, or with an optional framework
+# installed (the bridges): their docstrings are not collected without it.
+OPTIONAL = ("fastloss._cffi", "fastloss._fastloss_c", "fastloss.torch", "fastloss.jax")
 
 
 def _modules():
@@ -28,7 +29,7 @@ def _modules():
         try:
             out.append(importlib.import_module(name))
         except ImportError:
-            if name not in NEEDS_C:
+            if name not in OPTIONAL:
                 raise
     return out
 

@@ -125,3 +125,74 @@ def test_fastloss_eval_command_dispatches(files):
     assert r.returncode == 0, r.stderr
     mean = float([ln for ln in r.stdout.splitlines() if ln.startswith("mean")][0].split()[1])
     np.testing.assert_allclose(mean, fastloss.nll_loss(x, t), rtol=1e-6)
+
+
+def test_eval_ctc_streams_along_the_batch_axis_and_linear_weight_whole(tmp_path, capsys):
+    """ctc_loss's log_probs (T, N, C) are cut along N (the registry's batch axis);
+    linear_cross_entropy's linear_weight goes whole to every chunk, with perplexity."""
+    rng = np.random.default_rng(4)
+    T, N, C = 9, 23, 5
+    lp = rng.standard_normal((T, N, C))
+    lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
+    tg, il, tl = rng.integers(1, C, (N, 3)), rng.integers(6, T + 1, N), rng.integers(0, 4, N)
+    p = {}
+    for name, a in dict(lp=lp, tg=tg, il=il, tl=tl).items():
+        p[name] = str(tmp_path / f"{name}.npy")
+        np.save(p[name], a)
+    js = str(tmp_path / "ctc.json")
+    assert main(["ctc_loss", "--input", p["lp"], "--targets", p["tg"], "--input-lengths",
+                 p["il"], "--target-lengths", p["tl"], "--chunk-rows", "5", "--json", js,
+                 "--quiet", "--backend", "numpy"]) == 0
+    r = json.load(open(js))
+    np.testing.assert_allclose(r["result"], fastloss.ctc_loss(lp, tg, il, tl), rtol=1e-12)
+    assert r["count"] == N and r["denominator"] == N
+    np.save(p["tg"], tg[:, :2].reshape(-1)[:int(tl.sum())] if tl.sum() <= 2 * N else
+            np.ones(int(tl.sum()), np.int64))
+    assert main(["ctc_loss", "--input", p["lp"], "--targets", p["tg"], "--input-lengths",
+                 p["il"], "--target-lengths", p["tl"], "--quiet"]) == 2
+    assert "padded, shape (N, S)" in capsys.readouterr().err
+
+    x, W = rng.standard_normal((40, 3)), rng.standard_normal((6, 3))
+    t = rng.integers(0, 6, 40)
+    for name, a in dict(x=x, W=W, t=t).items():
+        p[name] = str(tmp_path / f"{name}.npy")
+        np.save(p[name], a)
+    js = str(tmp_path / "lce.json")
+    assert main(["linear_cross_entropy", "--input", p["x"], "--linear-weight", p["W"],
+                 "--target", p["t"], "--chunk-rows", "7", "--json", js, "--quiet"]) == 0
+    r = json.load(open(js))
+    expected = float(fastloss.linear_cross_entropy(x, W, t))
+    np.testing.assert_allclose(r["result"], expected, rtol=1e-12)
+    np.testing.assert_allclose(r["perplexity"], np.exp(expected), rtol=1e-12)
+
+
+def test_eval_reads_zarr_arrays(files, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    paths, x, t, w, s = files
+    zx = zarr.open(str(tmp_path / "x.zarr"), mode="w", shape=x.shape, dtype=x.dtype,
+                   chunks=(128, 7))
+    zx[...] = x
+    zt = zarr.open(str(tmp_path / "t.zarr"), mode="w", shape=t.shape, dtype=t.dtype,
+                   chunks=(300,))
+    zt[...] = t
+    js = str(tmp_path / "z.json")
+    rc = main(["cross_entropy", "--input", str(tmp_path / "x.zarr"), "--target",
+               str(tmp_path / "t.zarr"), "--weight", paths["w"], "--chunk-rows", "250",
+               "--json", js, "--quiet", "--backend", "numpy"])
+    assert rc == 0
+    r = json.load(open(js))
+    np.testing.assert_allclose(r["result"], fastloss.cross_entropy(x, t, w), rtol=1e-6)
+    assert r["inputs"]["input"]["shape"] == [1003, 7]
+    assert r["inputs"]["input"]["dtype"] == "float32"
+
+
+def test_eval_zarr_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    missing = str(tmp_path / "nope.zarr")
+    assert main(["mse_loss", "--input", missing, "--target", missing]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nope.zarr" in err
+    monkeypatch.setitem(sys.modules, "zarr", None)          # zarr not installed
+    (tmp_path / "a.zarr").mkdir()
+    assert main(["mse_loss", "--input", str(tmp_path / "a.zarr"), "--target",
+                 str(tmp_path / "a.zarr")]) == 2
+    assert "pip install 'fastloss[zarr]'" in capsys.readouterr().err

@@ -28,6 +28,7 @@ def _scalar_loss(fn, args, kwargs, name, reduction, go):
 @pytest.mark.parametrize("case,reduction", fd_params())
 def test_gradient_matches_finite_differences(case, reduction):
     args, kwargs = case.build(np.float64)
+    kwargs = {**kwargs, **dict(case.fd_kwargs)}
     fn = LOSSES[case.loss].function
     wrt = diff_args(case.loss, args, kwargs)
     value = np.asarray(fn(*args, **kwargs, reduction=reduction))

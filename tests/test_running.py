@@ -17,27 +17,47 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 PER_ELEMENT_KWARGS = ("weight", "pos_weight")
 
 
+def _batch_size(name, args):
+    """The number of items of a call: the first argument's size along its batch axis."""
+    axis = LOSSES[name].batch_axis(LOSSES[name].parameters[0])
+    x = np.asarray(args[0])
+    return x.shape[axis] if x.ndim > axis else None
+
+
 def split_case(case, dtype):
     """(fixed kwargs, [(batch args, batch kwargs)], full args, full kwargs, batched?) for a
-    case: every array argument whose first axis is the batch is cut into uneven pieces
-    (one of them empty); the others go to every batch unchanged."""
+    case: every array argument whose batch axis (the registry's) holds the items is cut
+    into uneven pieces (one of them empty); the others go to every batch unchanged.
+    ctc_loss's concatenated 1-D targets are cut by their target lengths."""
+    spec = LOSSES[case.loss]
     args, kwargs = case.build(dtype)
     x = np.asarray(args[0])
     if x.ndim == 0:
         return None
-    n = x.shape[0]
+    n = _batch_size(case.loss, args)
     bounds = [0, n // 3, n // 3, max(n // 3, (2 * n) // 3), n]   # the second piece empty
+    bound = dict(zip(spec.parameters, args))
+    if case.loss == "ctc_loss" and np.ndim(bound["targets"]) == 1:
+        ends = np.concatenate(([0], np.cumsum(bound["target_lengths"])))
 
-    def cut(a, lo, hi):
-        return a[lo:hi] if isinstance(a, np.ndarray) and a.ndim and a.shape[0] == n else a
+    def cut(k, a, lo, hi):
+        if k == "targets" and case.loss == "ctc_loss" and a.ndim == 1:
+            return a[ends[lo]:ends[hi]]
+        axis = spec.axis_of(k, a, x.ndim)
+        if axis is None or not isinstance(a, np.ndarray) or a.shape[axis] != n:
+            return a
+        return a[(slice(None),) * axis + (slice(lo, hi),)]
 
     per_element = {k: v for k, v in kwargs.items() if k in PER_ELEMENT_KWARGS
                    and isinstance(v, np.ndarray) and v.ndim == x.ndim and v.shape[0] == n
                    and n > 1}
     fixed = {k: v for k, v in kwargs.items() if k not in per_element}
-    batches = [(tuple(cut(a, lo, hi) for a in args),
-                {k: cut(v, lo, hi) for k, v in per_element.items()})
-               for lo, hi in zip(bounds, bounds[1:])]
+    pieces = list(zip(bounds, bounds[1:]))
+    if case.loss == "ctc_loss":          # refuses an empty batch, as torch does (see below)
+        pieces = [(lo, hi) for lo, hi in pieces if hi > lo]
+    batches = [(tuple(cut(k, a, lo, hi) for k, a in zip(spec.parameters, args)),
+                {k: cut(k, v, lo, hi) for k, v in per_element.items()})
+               for lo, hi in pieces]
     return fixed, batches, args, kwargs
 
 
@@ -55,7 +75,7 @@ def running_params():
 def batched(case, dtype):
     args, kwargs = case.build(dtype)
     shape = np.shape(LOSSES[case.loss].function(*args, **kwargs, reduction="none"))
-    return bool(shape) and np.ndim(args[0]) > 0 and shape[0] == np.shape(args[0])[0]
+    return bool(shape) and np.ndim(args[0]) > 0 and shape[0] == _batch_size(case.loss, args)
 
 
 def test_most_cases_are_batched():
@@ -104,7 +124,7 @@ def test_running_with_sample_weight_equals_one_weighted_call(case, reduction, dt
     acc = fastloss.RunningLoss(fn, reduction=reduction, backend="numpy", **fixed)
     lo = 0
     for bargs, bkw in batches:
-        m = np.shape(bargs[0])[0]
+        m = _batch_size(case.loss, bargs)
         acc.update(*bargs, sample_weight=s[lo:lo + m], **bkw)
         lo += m
     expected = fn(*args, **kwargs, reduction=reduction, sample_weight=s, backend="numpy")
@@ -224,3 +244,72 @@ def test_update_allocates_no_per_item_buffer_without_weights(monkeypatch):
     fastloss.RunningLoss(fastloss.cross_entropy, label_smoothing=0.1).update(x, t)
     assert [name for name, _ in seen] == ["ce_class_fwd"]
     assert (0,) in seen[0][1] and (50,) in seen[0][1]   # the empty loss_out; the target
+
+
+def test_ctc_running_mean_divides_by_target_lengths_and_refuses_an_empty_batch():
+    """ctc_loss's "mean" is the batch mean of loss / target length: the accumulator's
+    denominator is the sequence count, its total the sum of the length-scaled losses;
+    batches are cut along N (log_probs' axis 1) and may have another T; an empty batch
+    raises as the loss does and changes nothing."""
+    rng = np.random.default_rng(7)
+    T, N, C = 10, 6, 5
+    lp = rng.standard_normal((T, N, C))
+    lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
+    tl = np.array([3, 1, 4, 2, 0, 3])
+    il = np.array([10, 7, 10, 6, 5, 9])
+    tg = rng.integers(1, C, (N, 4))
+    acc = fastloss.RunningLoss(fastloss.ctc_loss, backend="numpy")
+    acc.update(lp[:, :4], tg[:4], il[:4], tl[:4])
+    acc.update(lp[:9, 4:], tg[4:], il[4:], tl[4:])      # a shorter T: as if padded
+    expected = fastloss.ctc_loss(lp, tg, il, tl, backend="numpy")
+    per_seq = fastloss.ctc_loss(lp, tg, il, tl, reduction="none", backend="numpy")
+    np.testing.assert_allclose(acc.total, np.sum(per_seq / np.maximum(tl, 1)), rtol=1e-12)
+    assert acc.denominator == N
+    np.testing.assert_allclose(acc.compute(), expected, rtol=1e-12)
+    before = acc.state_dict()
+    with pytest.raises(ValueError, match="log_probs: must not be empty"):
+        acc.update(lp[:, :0], tg[:0], il[:0], tl[:0])
+    with pytest.raises(ValueError, match="6 classes|shapes"):
+        acc.update(np.zeros((T, 2, 6)), tg[:2], il[:2], tl[:2])
+    assert acc.state_dict() == before
+
+
+def test_linear_cross_entropy_running_with_perplexity_and_a_fixed_weight_shape():
+    rng = np.random.default_rng(8)
+    x, W = rng.standard_normal((30, 4)), rng.standard_normal((6, 4))
+    t = rng.integers(0, 6, 30)
+    t[::5] = -100
+    acc = fastloss.RunningLoss(fastloss.linear_cross_entropy, label_smoothing=0.1)
+    for lo, hi in ((0, 12), (12, 25), (25, 30)):
+        acc.update(x[lo:hi], W, t[lo:hi])
+    expected = fastloss.linear_cross_entropy(x, W, t, label_smoothing=0.1)
+    np.testing.assert_allclose(acc.compute(), expected, rtol=1e-12)
+    assert math.isclose(acc.perplexity(), math.exp(float(expected)), rel_tol=1e-12)
+    before = acc.state_dict()
+    with pytest.raises(ValueError, match="shared by every item"):
+        acc.update(x[:3], W[:5], t[:3] % 5)                # another class count
+    assert acc.state_dict() == before
+
+
+def _l1_distance(a, b):
+    return np.abs(a - b).sum(-1)
+
+
+def test_triplet_with_distance_function_state_is_plain_and_round_trips():
+    import functools
+    rng = np.random.default_rng(9)
+    a, p, n = (rng.standard_normal((12, 3)) for _ in range(3))
+    for fn in (_l1_distance, functools.partial(fastloss.pairwise_distance, p=1.0),
+               fastloss.PairwiseDistance(p=3.0, eps=0.0)):
+        acc = fastloss.RunningLoss(fastloss.triplet_margin_with_distance_loss,
+                                   distance_function=fn, margin=0.5)
+        acc.update(a[:5], p[:5], n[:5])
+        back = fastloss.RunningLoss.from_state(json.loads(json.dumps(acc.state_dict())))
+        back.update(a[5:], p[5:], n[5:])
+        expected = fastloss.triplet_margin_with_distance_loss(a, p, n, distance_function=fn,
+                                                               margin=0.5)
+        np.testing.assert_allclose(back.compute(), expected, rtol=1e-12)
+        pickle.loads(pickle.dumps(acc)).merge(back)
+    with pytest.raises(TypeError, match="not a lambda or a local function"):
+        fastloss.RunningLoss(fastloss.triplet_margin_with_distance_loss,
+                             distance_function=lambda x, y: np.abs(x - y).sum(-1))

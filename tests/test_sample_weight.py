@@ -20,11 +20,16 @@ def expected_units(name, bound, reduction, n_items):
     """What each item adds to the unweighted "mean" denominator, written out per loss
     from the losses' documented rules (the oracle: independent of fastloss._weighted)."""
     x, t = bound.get("input"), bound.get("target")
-    if name in ("nll_loss", "cross_entropy") and np.asarray(t).dtype.kind in "iu":
+    class_loss = name in ("nll_loss", "cross_entropy", "linear_cross_entropy")
+    if class_loss and np.asarray(t).dtype.kind in "iu":
         t = np.asarray(t).reshape(-1)
-        c = x.shape[0] if x.ndim == 1 else x.shape[1]
+        if name == "linear_cross_entropy":
+            c = np.shape(bound["linear_weight"])[0]
+        else:
+            c = x.shape[0] if x.ndim == 1 else x.shape[1]
         w = np.ones(c) if bound.get("weight") is None else np.asarray(bound["weight"], float)
         ignore = bound.get("ignore_index", -100)
+        ignore = -100 if ignore is None else ignore
         counted = t != ignore
         return np.where(counted, w[np.where(counted, t, 0)], 0.0)
     if name in ("l1_loss", "mse_loss") and bound.get("weight") is not None:
@@ -32,6 +37,14 @@ def expected_units(name, bound, reduction, n_items):
     if name == "kl_div" and reduction == "batchmean":
         return np.full(n_items, x.shape[0] / n_items if n_items else 0.0)
     return np.ones(n_items)
+
+
+def expected_item_scale(name, bound, reduction):
+    """What "mean" scales each unreduced item by before its weighted mean: ctc_loss divides
+    each sequence's loss by its target length (clamped to >= 1), as torch does."""
+    if name == "ctc_loss" and reduction == "mean":
+        return 1.0 / np.maximum(np.asarray(bound["target_lengths"], float).reshape(-1), 1)
+    return 1.0
 
 
 def weight_params():
@@ -58,10 +71,11 @@ def test_sample_weight_matches_oracle(case, reduction):
                                 and np.ndim(args[0]) == 0):
         expected = np.dot(s.reshape(-1), flat)
     else:
-        units = expected_units(case.loss, _bound(case.loss, args, kwargs), reduction,
-                               flat.size)
+        bound = _bound(case.loss, args, kwargs)
+        units = expected_units(case.loss, bound, reduction, flat.size)
+        scaled = flat * expected_item_scale(case.loss, bound, reduction)
         with np.errstate(invalid="ignore", divide="ignore"):
-            expected = np.dot(s.reshape(-1), flat) / np.dot(s.reshape(-1), units)
+            expected = np.dot(s.reshape(-1), scaled) / np.dot(s.reshape(-1), units)
     assert got.shape == np.shape(expected)
     assert got.dtype == items.dtype
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300, equal_nan=True)
@@ -94,6 +108,7 @@ def test_weighted_gradient_matches_finite_differences(case, reduction):
     """d/dx of the weighted loss (times grad_output) against central differences, for
     the first smooth case of every loss."""
     args, kwargs = case.build(np.float64)
+    kwargs = {**kwargs, **dict(case.fd_kwargs)}   # ctc_loss: exact_grad, the true derivative
     fn = LOSSES[case.loss].function
     wrt = diff_args(case.loss, args, kwargs)
     shape = np.shape(fn(*args, **kwargs, reduction="none", backend="numpy"))

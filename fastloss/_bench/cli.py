@@ -10,7 +10,7 @@ import time
 
 from . import data, impls, report, runner
 
-PEER_KEYS = ("torch", "jax", "sklearn", "naive")
+PEER_KEYS = ("torch", "torch_chunked", "gemm", "jax", "sklearn", "naive")
 DTYPE_ALIASES = {"float32": "float32", "f32": "float32", "fp32": "float32",
                  "float64": "float64", "f64": "float64", "fp64": "float64"}
 MODE_ALIASES = {"forward": ["forward"], "fwd": ["forward"], "grad": ["grad"],

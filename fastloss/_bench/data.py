@@ -26,17 +26,25 @@ import numpy as np
 K = 1024
 M = 1024 * 1024
 
-KINDS = ("class", "elementwise", "rows")
+KINDS = ("class", "elementwise", "rows", "sequence", "linear")
+# sequence: T x N x C x S (CTC: time steps, batch, classes with the blank, target length);
+# linear: N x d x V (linear cross-entropy: rows, features, vocabulary).
+SHAPE_RANK = {"class": 2, "rows": 2, "sequence": 4, "linear": 3}
+SHAPE_TEXT = {"class": "NxC", "rows": "NxD", "sequence": "TxNxCxS", "linear": "NxdxV"}
 DEFAULT_SIZES = {
     "class": ((M, 10), (65536, 1000), (4096, 32000)),
     "elementwise": ((16 * M,),),
     "rows": ((65536, 256),),
+    "sequence": ((500, 32, 32, 100), (200, 64, 1000, 50)),
+    "linear": ((2048, 512, 32000), (2048, 512, 128000)),
 }
 # --quick: one small case per loss, a few ms each, so the whole run stays under a minute.
 QUICK_SIZES = {
     "class": ((8192, 100),),
     "elementwise": ((512 * K,),),
     "rows": ((2048, 256),),
+    "sequence": ((50, 8, 20, 10),),
+    "linear": ((128, 32, 256),),
 }
 
 
@@ -55,8 +63,9 @@ def parse_size(text):
             raise SizeError(f"size {text!r}: expected N or NxC, e.g. 16M, 65536x1000, 1Mx10")
         n = int(m.group(1)) * {"": 1, "k": K, "m": M}[m.group(2)]
         shape.append(n)
-    if not 1 <= len(shape) <= 2 or min(shape) < 1:
-        raise SizeError(f"size {text!r}: expected N or NxC with positive numbers")
+    if not 1 <= len(shape) <= 4 or min(shape) < 1:
+        raise SizeError(f"size {text!r}: expected N, NxC (or TxNxCxS, NxdxV) with "
+                        "positive numbers")
     return tuple(shape)
 
 
@@ -74,12 +83,16 @@ class Generator:
     make: object               # make(shape, dtype, rng) -> (args, kwargs)
     reduction: str = "mean"    # the reduction benchmarked
     sizes: tuple = None        # default sizes, else DEFAULT_SIZES[kind]
+    wrt: tuple = (0,)          # the arguments value+grad differentiates (torch too)
+    part: object = None        # part(args, n) -> the args of a smaller check case, when
+                               #   leading rows of every array are not one
 
     def check_shape(self, shape):
-        if self.kind in ("class", "rows") and len(shape) != 2:
-            what = "NxC" if self.kind == "class" else "NxD"
+        rank = SHAPE_RANK.get(self.kind)
+        if rank is not None and len(shape) != rank:
+            example = format_size(DEFAULT_SIZES[self.kind][-1])
             raise SizeError(f"size {format_size(shape)} does not fit {self.loss}: "
-                            f"expected {what}, e.g. 65536x1000")
+                            f"expected {SHAPE_TEXT[self.kind]}, e.g. {example}")
         return shape
 
     def default_sizes(self, quick=False):
@@ -202,6 +215,34 @@ def _triplet(shape, dtype, rng):
             normal(rng, shape, dtype)), {}
 
 
+def _ctc(shape, dtype, rng):
+    t, n, c, s = shape
+    x = normal(rng, (t, n, c), dtype)
+    x -= np.log(np.exp(x).sum(axis=2, keepdims=True))
+    targets = rng.integers(1, c, size=(n, s), dtype=np.int64)
+    return (x, targets, np.full(n, t, np.int64), np.full(n, s, np.int64)), {}
+
+
+def _ctc_part(args, n):
+    """The first n samples (the batch is log_probs' second axis)."""
+    x, targets, il, tl = args
+    return (np.ascontiguousarray(x[:, :n]), targets[:n], il[:n], tl[:n])
+
+
+def _linear_ce(shape, dtype, rng):
+    n, d, v = shape
+    return (normal(rng, (n, d), dtype), normal(rng, (v, d), dtype, 0.05),
+            classes(rng, n, v)), {}
+
+
+def _linear_part(args, n):
+    """The first rows of input and target, the whole weight (at most 64 rows: the
+    reference materialises their logits in float64)."""
+    x, w, t = args
+    n = min(n, 64)
+    return (x[:n], w, t[:n])
+
+
 _ROWS = [
     Generator("l1_loss", "elementwise", _pair),
     Generator("mse_loss", "elementwise", _pair),
@@ -225,6 +266,8 @@ _ROWS = [
     Generator("cosine_embedding_loss", "rows", _cosine),
     Generator("triplet_margin_loss", "rows", _triplet),
     Generator("triplet_margin_with_distance_loss", "rows", _triplet),
+    Generator("ctc_loss", "sequence", _ctc, part=_ctc_part),
+    Generator("linear_cross_entropy", "linear", _linear_ce, wrt=(0, 1), part=_linear_part),
 ]
 GENERATORS = {g.loss: g for g in _ROWS}
 

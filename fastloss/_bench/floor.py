@@ -17,6 +17,9 @@ BLOCK = 1 << 16
 METHOD = "numpy (1 thread)" if numba is None else "numba parallel sum/copy"
 
 if numba is not None:
+    from .._numba_cache import install as _install_cache_locator
+    _install_cache_locator()     # cached out of the package, like the kernels
+
     @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
     def _bench_floor_read(a):
         n = a.size

@@ -96,12 +96,14 @@ class FastlossImpl(Impl):
         backend = self.key
         if mode == "forward":
             return Bound(lambda: fn(*args, backend=backend, **kwargs), _fetch_numpy)
-        vg = fastloss.value_and_grad(fn)
-        out = np.empty_like(args[0])      # reused across calls, as a training loop would
+        wrt = _wrt(loss)
+        vg = fastloss.value_and_grad(fn, argnums=wrt)
+        # reused across calls, as a training loop would
+        out = tuple(np.empty_like(args[i]) for i in wrt)
 
         def fetch(result):
-            value, grad = result
-            return _fetch_numpy(value, np.array(grad))
+            value, grads = result
+            return _fetch_numpy(value, np.array(grads[0]))
         return Bound(lambda: vg(*args, out=out, backend=backend, **kwargs), fetch)
 
 
@@ -116,6 +118,10 @@ class TorchImpl(Impl):
     def applies(self, loss, mode):
         return True      # torch.nn.functional has every loss fastloss mirrors
 
+    def extra_kwargs(self, loss):
+        """Keywords this peer adds to torch's call (the chunked variant's options)."""
+        return {}
+
     def build(self, loss, mode, args, kwargs):
         import torch
         import torch.nn.functional as F
@@ -126,18 +132,66 @@ class TorchImpl(Impl):
         tkw = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
                for k, v in kwargs.items()}
         if mode == "forward":
+            tkw.update(self.extra_kwargs(loss))
             # no tensor requires grad, so no graph is recorded: a plain inference call
             return Bound(lambda: fn(*targs, **tkw), lambda r: _fetch_numpy(r.numpy()))
-        x = targs[0].detach().requires_grad_(True)
-        rest = targs[1:]
+        tkw.update(self.extra_kwargs(loss))
+        wrt = _wrt(loss)
+        targs = [a.detach().requires_grad_(True) if i in wrt else a
+                 for i, a in enumerate(targs)]
+        x = targs[0]
 
         def call():
-            x.grad = None                 # what optimizer.zero_grad() does by default
-            value = fn(x, *rest, **tkw)
+            for i in wrt:
+                targs[i].grad = None      # what optimizer.zero_grad() does by default
+            value = fn(*targs, **tkw)
             value.backward()
             return value, x.grad
 
         return Bound(call, lambda r: _fetch_numpy(r[0].detach().numpy(), r[1].numpy().copy()))
+
+
+class TorchChunkedImpl(TorchImpl):
+    """torch's chunked linear cross-entropy (``options=LinearCrossEntropyOptions()``)."""
+    key = label = "torch_chunked"
+
+    def applies(self, loss, mode):
+        return loss == "linear_cross_entropy"
+
+    def extra_kwargs(self, loss):
+        import torch
+        return {"options": torch.nn.LinearCrossEntropyOptions()}
+
+
+class GemmImpl(Impl):
+    """The GEMM floor of linear_cross_entropy: NumPy's own matrix products for the same
+    work, x @ W.T into a reused buffer (forward), and also G @ W and G.T @ x (value+grad,
+    G the logits' gradient, here the logits themselves)."""
+    key = "gemm"
+    label = "numpy GEMMs"
+    group = "floor"
+
+    def applies(self, loss, mode):
+        return loss == "linear_cross_entropy"
+
+    def setup(self, threads, dtype):
+        return np.__version__
+
+    def build(self, loss, mode, args, kwargs):
+        if not self.applies(loss, mode):
+            raise NotApplicable("a GEMM floor only for linear_cross_entropy")
+        x, w = args[0], args[1]
+        z = np.empty((x.shape[0], w.shape[0]), x.dtype)
+        gx, gw = np.empty_like(x), np.empty_like(w)
+
+        def forward():
+            return np.matmul(x, w.T, out=z)
+
+        def grad():
+            np.matmul(x, w.T, out=z)
+            np.matmul(z, w, out=gx)
+            return np.matmul(z.T, x, out=gw)
+        return Bound(forward if mode == "forward" else grad, lambda r: (None, None))
 
 
 class JaxImpl(Impl):
@@ -264,8 +318,15 @@ def fastloss_backends():
     return _dispatch.backend_names()
 
 
-PEERS = {"torch": TorchImpl(), "jax": JaxImpl(), "sklearn": SklearnImpl(),
-         "naive": NaiveImpl()}
+def _wrt(loss):
+    """The arguments value+grad differentiates for `loss` (the generator's choice)."""
+    from .data import GENERATORS
+    gen = GENERATORS.get(loss)
+    return gen.wrt if gen is not None else (0,)
+
+
+PEERS = {"torch": TorchImpl(), "torch_chunked": TorchChunkedImpl(), "gemm": GemmImpl(),
+         "jax": JaxImpl(), "sklearn": SklearnImpl(), "naive": NaiveImpl()}
 EXTRA = {}     # more implementations (tests add fakes here), key -> Impl
 
 

@@ -342,7 +342,9 @@ def check_result(job, case, mode, impl, bound, result, args, kwargs):
         on = "full"
     else:
         rows = data.rows_for(args, limit)
-        part = data.leading_slice(args, rows)
+        gen = data.GENERATORS.get(case["loss"])
+        part = gen.part(args, rows) if gen is not None and gen.part else \
+            data.leading_slice(args, rows)
         small = impl.build(case["loss"], mode, part, kwargs)
         value, grad = small.fetch(small.call())
         ref_value, ref_grad = reference(case["loss"], mode, part, kwargs)

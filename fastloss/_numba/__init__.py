@@ -9,9 +9,15 @@ thread count, and ``_common.configure_threading`` for the threading layer and fo
 Families: ``classification`` (NLL, cross-entropy), ``elementwise`` (regression, binary
 cross-entropy, Poisson/Gaussian NLL, KL divergence, hinge/soft-margin/margin-ranking),
 ``rows`` (multi-class and multi-label margins, cosine and triplet embeddings); the
-vectorizable exp/log they share are in ``_math``.
+vectorizable exp/log they share are in ``_math``. The cache is kept out of the package
+(``fastloss._numba_cache``).
 """
-from ._common import configure_threading
+from .. import _numba_cache
+
+# Before any kernel is defined: Numba picks a function's cache directory at decoration.
+_numba_cache.install()
+
+from ._common import configure_threading  # noqa: E402
 
 # Before any kernel runs: the threading layer cannot change once Numba has started it.
 THREADING_LAYER = configure_threading()
@@ -20,3 +26,8 @@ THREADING_LAYER = configure_threading()
 from .classification import *  # noqa: E402,F401,F403
 from .elementwise import *  # noqa: E402,F401,F403
 from .rows import *  # noqa: E402,F401,F403
+from .sequence import *  # noqa: E402,F401,F403
+# A user's distance function is Python called on whole arrays: nothing to compile, so the
+# reference's kernels serve this backend too (and calls do not fall through a backend).
+from .._reference.distance import triplet_distance_fwd, triplet_distance_vg  # noqa: E402,F401
+from .linear import *  # noqa: E402,F401,F403

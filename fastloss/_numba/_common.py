@@ -12,6 +12,7 @@ inf or NaN as in NumPy and torch, instead of raising (a kernel must never raise)
 import os
 import sys
 import threading
+import weakref
 
 import numba
 import numpy as np
@@ -45,17 +46,97 @@ def sum_partials(partial):
     return total
 
 
-
-
 # ------------------------------------------------------------------ threads and fork
 class _State:
-    parallel = True      # False in a forked child when the threading layer is not fork-safe
+    layer = None         # Numba's threading layer, once configure_threading chose it
+    parallel = True      # False in a forked child whose parallel layer is not usable
     lock = None          # a lock around parallel calls when the layer is not thread-safe
     generation = 0       # bumped by fastloss.set_num_threads
+    fork_hooks = False   # os.register_at_fork done (once per process)
 
 
 STATE = _State()
 _local = threading.local()
+
+
+class _PoolUsers:
+    """Which thread may run parallel kernels on Numba's TBB pool, so that every forked
+    child works.
+
+    Before a fork from the thread that started the pool, Numba's TBB layer shuts the
+    pool down, and its fork handler in the child starts a new one. The shutdown fails
+    ("Unable to join threads to shut down before fork()") once another live thread has
+    run a parallel region (TBB keeps per-thread state for it until it exits): the
+    workers are then still running at the fork, may hold TBB's global lock, and the
+    child deadlocks inside os.fork() on that lock, before any Python code runs (1 to 7
+    in 100 forks while another thread looped over kernels). No check in the child can
+    help, so only one thread at a time uses the pool: the thread that started it (the
+    first to run a parallel kernel; normally the main thread). Other threads run the
+    serial drivers (the same bits) while it is alive; once it has ended, any thread may
+    use the pool, since TBB then never shuts it down at a fork. A child runs the serial
+    drivers, which never touch the pool, unless the fork came from the owner with no
+    other thread holding TBB state (the usual fork from the main thread), where TBB
+    restarted the pool cleanly and the child keeps parallel kernels.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.owner = None        # ident of the thread that started Numba's pool
+        self.owner_ref = None    # weakref to a token in the owner's threading.local:
+                                 # dead once that thread has ended
+        self.others = {}         # threads that used the pool after the owner ended
+        self.child_serial = False
+
+    def may_run_parallel(self):
+        """Whether the calling thread may run a parallel driver (TBB layer only)."""
+        token = getattr(_local, "token", None)
+        if token is None:
+            token = _local.token = _Token()
+        if self.owner_ref is not None and self.owner_ref() is token:
+            return True
+        me = threading.get_ident()
+        with self.lock:
+            if self.owner is None:
+                from numba.np.ufunc import parallel
+                main = threading.main_thread().ident
+                if parallel._is_initialized and main != me:
+                    # other code in this process started the pool: assume the main
+                    # thread did, where programs normally start it
+                    self.owner = main
+                else:
+                    self.owner, self.owner_ref = me, weakref.ref(token)
+                    return True
+            if self._owner_alive():
+                return False
+            self.others[me] = weakref.ref(token)
+            return True
+
+    def _owner_alive(self):
+        if self.owner_ref is not None:
+            return self.owner_ref() is not None
+        return threading.main_thread().is_alive()
+
+    def before_fork(self):
+        """Decide, in the forking thread, whether the child may use the pool."""
+        me = threading.get_ident()
+        with self.lock:
+            others = any(i != me and ref() is not None for i, ref in self.others.items())
+            self.child_serial = others or self.owner not in (None, me)
+
+    def after_fork_in_child(self):
+        serial, owner, owner_ref = self.child_serial, self.owner, self.owner_ref
+        self.__init__()      # the other threads, and a lock they might hold, are gone
+        if serial:
+            STATE.parallel = False
+        else:                # this thread, from which TBB restarted the pool (or none yet)
+            self.owner, self.owner_ref = owner, owner_ref
+
+
+class _Token:
+    pass
+
+
+USERS = _PoolUsers()
 
 
 def _apply_threads():
@@ -76,6 +157,8 @@ def call(par, ser, size, *args):
     serial driver `ser`; both compute the same blocks in the same order, so the result is
     the same bit for bit."""
     if size < PARALLEL_MIN or not STATE.parallel:
+        return ser(*args)
+    if STATE.layer == "tbb" and not USERS.may_run_parallel():
         return ser(*args)
     _apply_threads()
     if STATE.lock is None:
@@ -142,17 +225,22 @@ def configure_threading():
         else:
             chosen = "workqueue"
         numba.config.THREADING_LAYER = chosen
+    STATE.layer = chosen
     STATE.lock = threading.Lock() if chosen == "workqueue" else None
-    if chosen != "tbb" and hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+    if hasattr(os, "register_at_fork") and not _State.fork_hooks:
+        _State.fork_hooks = True
+        os.register_at_fork(before=USERS.before_fork, after_in_child=_after_fork_in_child)
     if _on_threads_changed not in _threads._on_change:
         _threads._on_change.append(_on_threads_changed)
     return chosen
 
 
 def _after_fork_in_child():
-    STATE.parallel = False
-    STATE.lock = None
+    USERS.after_fork_in_child()
+    if STATE.layer != "tbb":
+        # GNU OpenMP kills a child that starts its threads; workqueue is not fork-safe
+        STATE.parallel = False
+        STATE.lock = None
 
 
 def readonly(a):

@@ -86,9 +86,10 @@ def _ce_row_sumexp_store(xr, m, er):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _ce_row_grad_scale(gr, amul, bsub, w):
-    """gr_j = amul * gr_j - bsub * w_j (w empty: bsub), gr holding exp(x_j - m)."""
-    if w.shape[0] == 0:
+def _ce_row_grad_scale(gr, amul, bsub, w, use_w):
+    """gr_j = amul * gr_j - bsub * w_j (w empty or not use_w: bsub), gr holding
+    exp(x_j - m)."""
+    if w.shape[0] == 0 or not use_w:
         for j in range(gr.shape[0]):
             gr[j] = amul * gr[j] - bsub
     else:
@@ -147,9 +148,21 @@ def _ce_row_wdist(xr, c, w, m):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _ce_row_grad(xr, c, m, lsd, amul, bsub, w, gr):
+def _ce_row_wnlogp(xr, c, w, m, ls):
+    """sum_j w_j ((m - x_j) + ls) = -sum_j w_j log p_j term by term, as torch forms it: the
+    label-smoothing term when a weight is NaN or infinite (the sum of weights is then not
+    finite), where ls * sum(w) + sum_j w_j (m - x_j) would give inf * 0 or inf - inf for
+    terms torch keeps. Not a hot path: such a weight makes every counted item inf or NaN."""
+    acc = 0.0
+    for j in range(c):
+        acc += np.float64(w[j]) * ((m - np.float64(xr[j])) + ls)
+    return acc
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _ce_row_grad(xr, c, m, lsd, amul, bsub, w, use_w, gr):
     """gx_j = amul * softmax_j - bsub * w_j (w empty: bsub), softmax_j = exp(x_j - m - ls)."""
-    if w.shape[0] == 0:
+    if w.shape[0] == 0 or not use_w:
         for j in range(c):
             gr[j] = amul * fexpm((xr[j] - m) - lsd) - bsub
     else:
@@ -181,14 +194,20 @@ def _ce_class_item(xr, xn, c, ti, w, eps, wsum, ci, gr, want_grad):
     wt = 1.0 if w.shape[0] == 0 else np.float64(w[ti])
     loss = (1.0 - eps) * wt * ((md - np.float64(xr[ti])) + ls)
     if eps > 0.0:
-        loss += eps / c * (_ce_row_wdist(xr, c, w, md) + wsum * ls)
+        if math.isfinite(wsum):
+            loss += eps / c * (_ce_row_wdist(xr, c, w, md) + wsum * ls)
+        else:
+            loss += eps / c * _ce_row_wnlogp(xr, c, w, md, ls)
     if want_grad:
         amul = ci * ((1.0 - eps) * wt + eps / c * wsum)
         bsub = fcast(m, ci * eps / c)
+        # no w_j term without smoothing: it is 0 * w_j, NaN down the column of a NaN or
+        # infinite weight
+        use_w = eps > 0.0
         if store:
-            _ce_row_grad_scale(gr, fcast(m, amul / sd), bsub, w)
+            _ce_row_grad_scale(gr, fcast(m, amul / sd), bsub, w, use_w)
         else:
-            _ce_row_grad(xr, c, m, fcast(m, ls), fcast(m, amul), bsub, w, gr)
+            _ce_row_grad(xr, c, m, fcast(m, ls), fcast(m, amul), bsub, w, use_w, gr)
         gr[ti] -= fcast(m, ci * (1.0 - eps) * wt)
     return loss
 
@@ -280,10 +299,15 @@ def _ce_small_tile(x, t, w, r0, nb, c, ignore_index, eps, wsum, gscale, gvec, lo
             li = (1.0 - eps) * wt * ((md - np.float64(buf[ti, r])) + ls)
             if eps > 0.0:
                 acc = 0.0
-                for j in range(c):
-                    wj = 1.0 if w.shape[0] == 0 else np.float64(w[j])
-                    acc += wj * (md - np.float64(buf[j, r]))
-                li += eps / c * (acc + wsum * ls)
+                if math.isfinite(wsum):
+                    for j in range(c):
+                        wj = 1.0 if w.shape[0] == 0 else np.float64(w[j])
+                        acc += wj * (md - np.float64(buf[j, r]))
+                    li += eps / c * (acc + wsum * ls)
+                else:   # a NaN or infinite weight: term by term (see _ce_row_wnlogp)
+                    for j in range(c):
+                        acc += np.float64(w[j]) * ((md - np.float64(buf[j, r])) + ls)
+                    li += eps / c * acc
             if want_grad:
                 ci = coef_at(gscale, gvec, i)
                 arow[r] = ci * ((1.0 - eps) * wt + eps / c * wsum)
@@ -294,10 +318,16 @@ def _ce_small_tile(x, t, w, r0, nb, c, ignore_index, eps, wsum, gscale, gvec, lo
     if want_grad:
         for r in range(nb):
             arow[r] = arow[r] / srow[r]      # softmax_j = exp(x_j - m) / s
-        for j in range(c):
-            wj = fcast(mrow[0], 1.0) if w.shape[0] == 0 else w[j]
-            for r in range(nb):
-                buf[j, r] = arow[r] * ebuf[j, r] - brow[r] * wj
+        if eps == 0.0:
+            # no w_j term: it is 0 * w_j, NaN down the column of a NaN or infinite weight
+            for j in range(c):
+                for r in range(nb):
+                    buf[j, r] = arow[r] * ebuf[j, r]
+        else:
+            for j in range(c):
+                wj = fcast(mrow[0], 1.0) if w.shape[0] == 0 else w[j]
+                for r in range(nb):
+                    buf[j, r] = arow[r] * ebuf[j, r] - brow[r] * wj
         for r in range(nb):
             i = r0 + r
             ti = t[i]
@@ -454,6 +484,16 @@ def _ce_prob_item(xr, pr, c, w, eps, ci, gr, want_grad):
         wpj = pj if w.shape[0] == 0 else pj * np.float64(w[j])
         spw += wpj
         sdist += wpj * (md - np.float64(xr[j]))
+    if not math.isfinite(spw):
+        # a NaN or infinite weight: the loss term by term (see _ce_row_wnlogp)
+        sdist = 0.0
+        for j in range(c):
+            pj = (1.0 - eps) * np.float64(pr[j]) + eps / c
+            wpj = pj if w.shape[0] == 0 else pj * np.float64(w[j])
+            sdist += wpj * ((md - np.float64(xr[j])) + ls)
+        ls_term = 0.0
+    else:
+        ls_term = spw * ls
     if want_grad:
         lsd = fcast(m, ls)
         amul = fcast(m, ci * spw)
@@ -465,7 +505,7 @@ def _ce_prob_item(xr, pr, c, w, eps, ci, gr, want_grad):
         else:
             for j in range(c):
                 gr[j] = amul * fexpm((xr[j] - m) - lsd) - (pm * pr[j] + pa) * w[j]
-    return sdist + spw * ls
+    return sdist + ls_term
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)

@@ -64,7 +64,22 @@ def _multi_margin_row(x, i, ti, wy, p, margin, cf, gx, want_grad):
                 gx[i, j] = gj
                 gs += gj
             gs -= two * zt if zt > zero else zero
+        if not math.isfinite(two):   # (also when f is not)
+            # the target's own term was added and taken back out: inf - inf; sum the others
+            gs = zero
+            for j in range(c):
+                if j != ti:
+                    gs += gx[i, j]
         gx[i, ti] = -gs
+    if not math.isfinite(wy):
+        # w_y times each counted term, as torch forms it: no counted term gives 0, where
+        # w_y times the row's sum would be 0 * w_y (NaN)
+        loss = 0.0
+        for j in range(c):
+            z = base + x[i, j]
+            if j != ti and z > zero:
+                loss += np.float64(z if p == 1 else z * z) * wy
+        return loss / c
     return np.float64(acc) * wy / c
 
 
@@ -200,8 +215,9 @@ def _mlsm_row(xr, yr, wr, cf, gr, want_grad):
             r = one / (one + e)
             s_pos = r if xj >= zero else e * r
             s_neg = r if -xj >= zero else e * r
-            d = (one - yj) * s_pos - yj * s_neg
-            gr[j] = f * (d if wr.shape[0] == 0 else d * wr[j])
+            # torch's chain rule through its forward expression (see the reference)
+            g = f if wr.shape[0] == 0 else f * wr[j]
+            gr[j] = g * (one - yj) * s_pos - g * yj * s_neg
     return np.float64(acc) / c
 
 

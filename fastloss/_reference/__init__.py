@@ -7,3 +7,6 @@ from .binary import *  # noqa: F401,F403
 from .probabilistic import *  # noqa: F401,F403
 from .margin import *  # noqa: F401,F403
 from .embedding import *  # noqa: F401,F403
+from .sequence import *  # noqa: F401,F403
+from .distance import *  # noqa: F401,F403
+from .linear import *  # noqa: F401,F403

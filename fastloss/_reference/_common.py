@@ -17,7 +17,8 @@ def store(loss, loss_out):
     """Write the per-item losses when asked; return their float64 sum."""
     if loss_out.size:
         loss_out[...] = loss.reshape(-1)
-    return float(np.sum(loss))
+    with np.errstate(invalid="ignore", over="ignore"):   # inf - inf is NaN: data, not an error
+        return float(np.sum(loss))
 
 
 def weighted(values, w):

@@ -4,8 +4,10 @@ flat int64 of length N*D, or probabilities shaped like x; w is per class (empty 
 import numpy as np
 
 from ._common import coef, f64, store
+from .margin import ieee
 
 
+@ieee
 def class_targets(t, w, n_classes, ignore_index, use_ignore):
     """(summed weight of counted targets, flat position of the first bad target or -1)."""
     t = t.reshape(-1)
@@ -54,11 +56,13 @@ def _nll(x, t, w, ignore_index):
     return np.where(bad, np.nan, np.where(counted, -wt * xt, 0.0))
 
 
+@ieee
 def nll_fwd(x, t, w, ignore_index, loss_out, target_stats):
     _report(t, w, x.shape[1], ignore_index, target_stats)
     return store(_nll(x, t, w, ignore_index), loss_out)
 
 
+@ieee
 def nll_vg(x, t, w, ignore_index, gscale, gvec, loss_out, gx):
     n, c, d = x.shape
     tt, counted, _ = _picked(t, ignore_index, n, d, c)
@@ -80,16 +84,20 @@ def _ce_class(x, t, w, ignore_index, eps):
     picked = np.take_along_axis(logp, tt[:, None, :], axis=1)[:, 0, :]
     loss = -wc[tt] * picked
     if eps > 0:
+        # -sum_c w_c log p_c as torch forms it (a 0 log-probability times an infinite
+        # weight is NaN there too); only counted items take it
         smooth = -np.sum(logp * wc[None, :, None], axis=1)
         loss = (1.0 - eps) * loss + (eps / c) * smooth
     return logp, tt, counted, wc, np.where(bad, np.nan, np.where(counted, loss, 0.0))
 
 
+@ieee
 def ce_class_fwd(x, t, w, ignore_index, label_smoothing, loss_out, target_stats):
     _report(t, w, x.shape[1], ignore_index, target_stats)
     return store(_ce_class(x, t, w, ignore_index, label_smoothing)[-1], loss_out)
 
 
+@ieee
 def ce_class_vg(x, t, w, ignore_index, label_smoothing, gscale, gvec, loss_out, gx):
     n, c, d = x.shape
     eps = label_smoothing
@@ -99,7 +107,10 @@ def ce_class_vg(x, t, w, ignore_index, label_smoothing, gscale, gvec, loss_out, 
         onehot = np.zeros_like(s)
         np.put_along_axis(onehot, tt[:, None, :], 1.0, axis=1)
         wt = wc[tt][:, None, :]
-        grad = wt * (s - onehot)
+        # w_t s_c, less w_t at the target, as torch's log_softmax backward forms it: a
+        # NaN or infinite weight reaches its own targets' rows only (never another
+        # class's column), and an infinite w_t gives NaN at the target (inf - inf)
+        grad = wt * s - np.where(onehot != 0, wt, 0.0)
         if eps > 0:
             grad = (1.0 - eps) * grad + (eps / c) * (np.sum(wc) * s - wc[None, :, None])
         cf = (coef(gscale, gvec) * np.ones(n * d)).reshape(n, 1, d)
@@ -117,10 +128,12 @@ def _ce_prob(x, p, w, eps):
     return logp, wp, -np.sum(logp * wp, axis=1)
 
 
+@ieee
 def ce_prob_fwd(x, p, w, label_smoothing, loss_out):
     return store(_ce_prob(x, p, w, label_smoothing)[-1], loss_out)
 
 
+@ieee
 def ce_prob_vg(x, p, w, label_smoothing, gscale, gvec, loss_out, gx):
     n, c, d = x.shape
     logp, wp, loss = _ce_prob(x, p, w, label_smoothing)

@@ -117,8 +117,14 @@ def multi_margin_fwd(x, t, w, p, margin, loss_out):
     if n == 0:
         return store(np.zeros(0), loss_out)
     z, counted, wy = _multi_margin_terms(x, t, w, margin)
-    h = np.where(counted, z if p == 1 else z * z, 0.0)
-    return store(np.sum(h, axis=1) * wy / c, loss_out)
+    return store(_multi_margin_loss(z, counted, wy, p, c), loss_out)
+
+
+def _multi_margin_loss(z, counted, wy, p, c):
+    # w_y times each counted term, as torch does: a row with no counted term is 0 even
+    # when w_y is NaN or infinite (w_y times the row's sum would give 0 * w_y)
+    h = z if p == 1 else z * z
+    return np.sum(np.where(counted, h * wy[:, None], 0.0), axis=1) / c
 
 
 @ieee
@@ -131,8 +137,7 @@ def multi_margin_vg(x, t, w, p, margin, gscale, gvec, loss_out, gx):
     g = np.where(counted, cf[:, None] * (1.0 if p == 1 else 2.0 * z), 0.0)
     g[np.arange(n), t] = -np.sum(g, axis=1)
     gx[...] = g
-    h = np.where(counted, z if p == 1 else z * z, 0.0)
-    return store(np.sum(h, axis=1) * wy / c, loss_out)
+    return store(_multi_margin_loss(z, counted, wy, p, c), loss_out)
 
 
 # ---- multilabel_margin: targets y_1.. up to the first -1; sum over target j and -------
@@ -208,8 +213,9 @@ def multilabel_soft_margin_vg(x, y, w, gscale, gvec, loss_out, gx):
     x, y = f64(x), f64(y)
     n, c = x.shape
     cf = (coef(gscale, gvec) * np.ones(n))[:, None] / c
-    d = (1.0 - y) * _sigmoid(x) - y * _sigmoid(-x)
-    if w.size:
-        d = d * f64(w)
-    gx[...] = cf * d
+    # torch's chain rule through its forward expression, g = cf w:
+    # g (1 - y) s(x) - g y s(-x), so that an infinite weight gives NaN where it does there
+    # (inf * 0 for a hard target, inf - inf for a soft one)
+    g = cf * f64(w) if w.size else cf
+    gx[...] = g * (1.0 - y) * _sigmoid(x) - g * y * _sigmoid(-x)
     return store(_mlsm_items(x, y, w), loss_out)

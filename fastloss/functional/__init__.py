@@ -13,6 +13,9 @@ from .probabilistic import gaussian_nll_loss, kl_div, poisson_nll_loss
 from .margin import (hinge_embedding_loss, margin_ranking_loss, multi_margin_loss,
                      multilabel_margin_loss, multilabel_soft_margin_loss, soft_margin_loss)
 from .embedding import cosine_embedding_loss, triplet_margin_loss
+from .sequence import ctc_loss
+from .linear import linear_cross_entropy
+from .distance import pairwise_distance, triplet_margin_with_distance_loss
 
 __all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "nll_loss", "cross_entropy"]
 __all__ += ["poisson_nll_loss", "gaussian_nll_loss", "kl_div",
@@ -20,3 +23,6 @@ __all__ += ["poisson_nll_loss", "gaussian_nll_loss", "kl_div",
 __all__ += ["hinge_embedding_loss", "margin_ranking_loss", "soft_margin_loss",
             "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss",
             "cosine_embedding_loss", "triplet_margin_loss"]
+__all__ += ["ctc_loss"]
+__all__ += ["triplet_margin_with_distance_loss", "pairwise_distance"]
+__all__ += ["linear_cross_entropy"]

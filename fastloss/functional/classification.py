@@ -5,10 +5,11 @@ import math
 
 
 from .._registry import loss
-from .._validate import (class_weight, contiguous, float_array, index_array, integer, real,
-                         result_dtype, to_numpy)
+from .._validate import (class_weight, contiguous, float_array, index_array, integer,
+                         is_floating, real, result_dtype, to_numpy)
 from ._common import ClassTargets, Prepared, check_reduction
 from .._typing import ArrayLike
+from .linear import ce_extended, extension_params
 
 
 def class_layout(x, name="input"):
@@ -48,7 +49,7 @@ def _class_prepare(kernel, input, target, weight, ignore_index, reduction, param
                     ClassTargets("target", t, w, layout[1], ignore_index, True))
 
 
-@loss("NLLLoss", kernels=("nll",))
+@loss("NLLLoss", kernels=("nll",), batch_axes={"weight": None})
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
              ignore_index: int = -100, reduction: str = "mean",
              sample_weight: ArrayLike | None = None, backend: str | None = None) -> Prepared:
@@ -82,11 +83,12 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
                           reduction, ())
 
 
-@loss("CrossEntropyLoss", kernels=("ce_class", "ce_prob"))
+@loss("CrossEntropyLoss", kernels=("ce_class", "ce_prob", "ce_ext_class", "ce_ext_prob"),
+      extensions=("z_loss", "softcap"), batch_axes={"weight": None})
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
                   ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0,
-                  sample_weight: ArrayLike | None = None,
+                  label_smoothing: float = 0.0, z_loss: float = 0.0,
+                  softcap: float | None = None, sample_weight: ArrayLike | None = None,
                   backend: str | None = None) -> Prepared:
     r"""Cross-entropy of logits, in one fused pass (log-sum-exp, pick, smooth).
 
@@ -109,6 +111,13 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     ignore_index : int, default -100
     reduction : {"mean", "sum", "none"}
     label_smoothing : float in [0, 1], default 0
+    z_loss : float >= 0, default 0, keyword-only (fastloss's own)
+        Adds :math:`\lambda\,w_{y_i}\,\mathrm{lse}(x_i)^2` to each counted item
+        (:math:`\lambda\,\mathrm{lse}^2` with probability targets), fused in the same
+        pass with its gradient; "mean" divides by the same denominator.
+    softcap : float > 0 or None, default None, keyword-only (fastloss's own)
+        Replaces the logits by :math:`c \tanh(x / c)` before the loss (and z_loss), with
+        its gradient. With the defaults the loss is torch's, by the same kernels.
 
     Returns
     -------
@@ -126,7 +135,18 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
         raise ValueError(f"label_smoothing: expected a value in [0, 1], got {eps}")
     ignore_index = integer(ignore_index, "ignore_index")
     t_np = to_numpy(target, "target")
-    if t_np.dtype.kind not in "fc":
+    extended = z_loss != 0.0 or softcap is not None
+    if extended:
+        z_loss, cap = extension_params(z_loss, softcap)
+        extended = z_loss != 0.0 or cap != 0.0
+    if t_np.dtype.kind in "biu" or not is_floating(t_np.dtype):   # cheap for int targets
+        if extended:
+            check_reduction(reduction)
+            x = float_array(input, "input")
+            layout, item_shape = class_layout(x)
+            t = class_index_target(t_np, item_shape, x.shape)
+            return ce_extended(x, t, weight, ignore_index, reduction, eps, z_loss, cap,
+                               layout, item_shape)
         return _class_prepare("ce_class", input, t_np, weight, ignore_index, reduction, (eps,))
 
     check_reduction(reduction)
@@ -141,6 +161,9 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
                          f"(got {ignore_index}; leave it negative)")
     dtype = result_dtype(x, p)
     layout, item_shape = class_layout(x)
+    if extended:
+        return ce_extended(x, p, weight, ignore_index, reduction, eps, z_loss, cap, layout,
+                           item_shape)
     w = class_weight(weight, layout[1], dtype)
     n_items = layout[0] * layout[2]
     return Prepared("ce_prob", (contiguous(x, dtype).reshape(layout),

@@ -6,7 +6,8 @@ import math
 import numpy as np
 
 from .._registry import loss
-from .._validate import boolean, contiguous, float_array, real, result_dtype, to_numpy
+from .._validate import (boolean, contiguous, float_array, is_floating, real, result_dtype,
+                         to_numpy)
 from ._common import Prepared, check_reduction
 from .._typing import ArrayLike
 
@@ -70,7 +71,7 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
     x1 = float_array(input1, "input1")
     x2 = float_array(input2, "input2")
     t = to_numpy(target, "target")
-    if t.dtype.kind not in "biuf":
+    if t.dtype.kind not in "biu" and not is_floating(t.dtype):
         raise TypeError(f"target: expected 1 and -1 as numbers, got dtype {t.dtype}")
     if t.ndim > 1:
         raise ValueError(f"target: expected a 0-d or 1-D target, got shape {t.shape}")

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._registry import loss
 from .._validate import (broadcast_shape, class_weight, contiguous, float_array, index_array,
-                         real, result_dtype, to_numpy)
+                         is_floating, real, result_dtype, to_numpy)
 from ._common import ClassTargets, Prepared, _broadcasts_to, check_reduction, pointwise
 from .._typing import ArrayLike
 
@@ -152,7 +152,7 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
                     float(math.prod(shape)), ((0, x1.shape, shape), (1, x2.shape, shape)))
 
 
-@loss("MultiMarginLoss", kernels=("multi_margin",))
+@loss("MultiMarginLoss", kernels=("multi_margin",), batch_axes={"weight": None})
 def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: int = 1, margin: float = 1.0,
                       weight: ArrayLike | None = None, *, reduction: str = "mean",
                       sample_weight: ArrayLike | None = None,
@@ -305,7 +305,9 @@ def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike,
         raise ValueError("input: expected an array of shape (..., C), got a 0-d array")
     t_np = to_numpy(target, "target")
     y = float_array(t_np, "target", dtype=None if t_np.dtype.kind == "f" else x.dtype)
-    w = None if weight is None else float_array(weight, "weight")
+    w = None if weight is None else to_numpy(weight, "weight")
+    w = None if w is None else float_array(w, "weight", dtype=None if is_floating(w.dtype)
+                                           else x.dtype)
     named = [("target", y)] + ([("weight", w)] if w is not None else [])
     for name, a in named:
         if not _broadcasts_to(a.shape, x.shape):

@@ -75,7 +75,7 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mea
     1.3125
     """
     beta = real(beta, "beta")
-    if beta < 0:
+    if not beta >= 0:   # NaN too, as in PyTorch
         raise ValueError(f"beta: expected a value >= 0, got {beta}")
     if beta == 0:
         return pointwise("l1", input, target, reduction, weights=(("weight", None),))

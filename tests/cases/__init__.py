@@ -21,6 +21,8 @@ class Case:
     fd: bool = True            # include in the finite-difference check (smooth at the point)
     rtol32: float = 2e-5       # float32 tolerance against torch
     rtol64: float = 1e-9       # float64 tolerance against torch
+    fd_kwargs: tuple = ()      # fastloss-only keywords for the finite-difference check
+                               #   (ctc_loss: exact_grad=True, the true derivative)
 
     def build(self, dtype):
         rng = np.random.default_rng(zlib.crc32(f"{self.loss}/{self.id}".encode()))
@@ -42,12 +44,39 @@ def mixed(make, which):
     return m
 
 
+def nonfinite(make, put, key="weight", unused=False):
+    """`make` with entries of its `key` argument (flat positions -> value, `put`) set to
+    NaN or +-inf. With `unused`, class-index targets (the second argument) that name one
+    of those positions are moved to the next class, so that no item uses a poisoned weight
+    (a weight that no target uses must not reach any result).
+
+    Such cases are never in the finite-difference check (a NaN or infinite loss)."""
+    def m(dtype, rng):
+        args, kwargs = make(dtype, rng)
+        w = np.array(kwargs[key], copy=True)
+        flat = w.reshape(-1)
+        for pos, value in put.items():
+            flat[pos] = value
+        kwargs = {**kwargs, key: w}
+        if unused:
+            t = np.array(args[1], copy=True)
+            for pos in put:
+                t = np.where(t == pos, (pos + 1) % flat.size, t)
+            assert not np.isin(t, list(put)).any()
+            args = (args[0], t, *args[2:])
+        return args, kwargs
+    return m, {"fd": False}
+
+
 def rows(loss, table, **common):
     """[Case] from {id: make} (or {id: (make, {Case options})})."""
     out = []
     for case_id, item in table.items():
         make, opts = (item if isinstance(item, tuple) else (item, {}))
-        out.append(Case(loss, case_id, make, **{**common, **opts}))
+        opts = {**common, **opts}
+        if isinstance(opts.get("fd_kwargs"), dict):
+            opts["fd_kwargs"] = tuple(sorted(opts["fd_kwargs"].items()))
+        out.append(Case(loss, case_id, make, **opts))
     return out
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from . import rows
+from . import nonfinite, rows
 
 
 def arr(values, dtype):
@@ -43,6 +43,8 @@ BCE = {
     "empty_weighted": (bce((0, 3), weight_shape=(3,)), {"fd": False}),
     "near_0_and_1": bce((20,), low=1e-6),
     "edge": (bce_edge, {"fd": False}),
+    "weight_nonfinite": nonfinite(bce((4, 5), weight_shape=(5,)), {1: np.nan, 3: np.inf}),
+    "weight_ninf_full": nonfinite(bce((3, 4), weight_shape=(3, 4), hard=True), {5: -np.inf}),
 }
 
 
@@ -113,6 +115,11 @@ LOGITS = {
     "edge": (logits_edge(False), {"fd": False}),
     "edge_pos_weight": (logits_edge(True), {"fd": False}),
     "mixed_precision_weights": logits_mixed_precision,
+    "weight_nonfinite": nonfinite(logits((4, 5), weight_shape=(4, 1)), {0: np.inf, 2: np.nan}),
+    "pos_weight_nonfinite": nonfinite(logits((4, 5), pos_weight_shape=(5,)),
+                                      {1: np.inf, 3: np.nan}, key="pos_weight"),
+    "pos_weight_ninf_hard": nonfinite(logits((4, 5), pos_weight_shape=(5,), hard=True),
+                                      {0: -np.inf, 2: np.inf}, key="pos_weight"),
 }
 
 

@@ -1,6 +1,8 @@
 import numpy as np
 
-from . import rows
+from . import nonfinite, rows
+
+NAN, INF = np.nan, np.inf
 
 
 def ce_case(n, c, extra=(), weight=False, ignore=0, smoothing=0.0, scale=2.0, ignore_index=None,
@@ -54,6 +56,15 @@ BASE = {
     "empty": (ce_case(0, 3), {"fd": False}),
     "one_class": ce_case(5, 1),
     "huge_logits": (ce_case(6, 4, scale=1e4), {"fd": False}),
+    # NaN and infinite class weights: one that no target uses must reach no result (nor
+    # its class's gradient column); one that is used makes its items (and "mean") NaN/inf
+    "weight_nan_unused": nonfinite(ce_case(10, 4, weight=True), {1: NAN}, unused=True),
+    "weight_inf_unused": nonfinite(ce_case(10, 5, weight=True), {0: INF, 3: -INF}, unused=True),
+    "weight_nan_unused_kdim": nonfinite(ce_case(3, 4, extra=(3,), weight=True, ignore=0.3),
+                                        {2: NAN}, unused=True),
+    "weight_nan_used": nonfinite(ce_case(10, 4, weight=True), {1: NAN}),
+    "weight_inf_used_ignored": nonfinite(ce_case(12, 4, weight=True, ignore=0.3),
+                                         {0: -INF, 2: INF}),
 }
 
 CE_ONLY = {
@@ -68,6 +79,16 @@ CE_ONLY = {
     "probs_kdim": ce_case(2, 3, extra=(2, 2), probs=True),
     "probs_empty": (ce_case(0, 3, probs=True), {"fd": False}),
     "edge": (edge_logits, {"fd": False}),
+    # with smoothing every class's weight counts in every counted item
+    "smooth_weight_nan": nonfinite(ce_case(8, 5, weight=True, smoothing=0.1), {2: NAN}),
+    "smooth_weight_inf": nonfinite(ce_case(8, 5, weight=True, smoothing=0.2), {1: INF}),
+    "smooth_weight_ninf_kdim": nonfinite(ce_case(2, 4, extra=(3,), weight=True,
+                                                 smoothing=0.3), {3: -INF}),
+    "probs_weight_inf": nonfinite(ce_case(6, 5, probs=True, weight=True), {1: INF}),
+    "probs_weight_nan_smooth": nonfinite(ce_case(6, 5, probs=True, weight=True,
+                                                 smoothing=0.2), {3: NAN}),
+    "probs_weight_ninf_kdim": nonfinite(ce_case(2, 3, extra=(2, 2), probs=True, weight=True,
+                                                smoothing=0.1), {0: -INF}),
 }
 
 

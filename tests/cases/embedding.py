@@ -117,3 +117,23 @@ CASES = (
     rows("cosine_embedding_loss", COSINE) +
     rows("triplet_margin_loss", TRIPLET)
 )
+
+# distance_function=None (torch's pairwise distance, fused); the callables, routed or not,
+# are in tests/test_distance_function.py (a callable cannot be stored in a golden fixture)
+TRIPLET_DISTANCE = {
+    "2d": triplet((6, 5)),
+    "1d": triplet((7,)),
+    "3d": triplet((2, 3, 4)),
+    "near": near((6, 4)),
+    "margin_small": near((6, 4), margin=1e-6),
+    "margin_ten": triplet((6, 4), margin=10.0),
+    "swap": near((8, 4), swap=True),
+    "swap_margin": near((8, 4), swap=True, margin=0.5),
+    "broadcast_positive": triplet((5, 3), (1, 3)),
+    "one_dim": triplet((5, 1)),
+    "empty": (triplet((0, 4)), {"fd": False}),
+    "edge_kinks": (fixed(*KINKS, margin=2.0), {"fd": False}),
+    "edge_values_swap": (fixed(*VALUES, swap=True), {"fd": False}),
+}
+
+CASES = CASES + rows("triplet_margin_with_distance_loss", TRIPLET_DISTANCE)

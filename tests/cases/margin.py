@@ -1,6 +1,6 @@
 import numpy as np
 
-from . import rows
+from . import nonfinite, rows
 
 NAN, INF = np.nan, np.inf
 
@@ -139,6 +139,15 @@ MULTI = {
     # torch's "mean" and "sum" of an empty batch are uninitialised memory: not compared
     "empty": (multi(0, 4), {"fd": False, "reductions": ("none",)}),
     "edge": (fixed(MULTI_EDGE_X, [0, 0, 0, 0, 0, 0, 0], int_last=True), {"fd": False}),
+    # NaN and infinite class weights (w_y multiplies each counted term, as in torch: a row
+    # with no counted term is 0 whatever w_y is)
+    "weight_nan_unused": nonfinite(multi(8, 4, weight=True), {2: NAN}, unused=True),
+    "weight_inf": nonfinite(multi(8, 4, weight=True), {1: INF}),
+    "weight_ninf_nan_p2": nonfinite(multi(10, 5, weight=True, p=2, margin=0.7),
+                                    {0: -INF, 3: NAN}),
+    "one_class_weight_nan": nonfinite(multi(3, 1, weight=True), {0: NAN}),
+    "big_margin_weight_inf": nonfinite(multi(6, 3, weight=True, scale=5.0, margin=0.1),
+                                       {1: INF}),
     "edge_p2_weighted": (lambda dtype, rng: (
         (np.asarray(MULTI_EDGE_X, dtype), np.array([0, 0, 0, 0, 0, 1, 2])),
         {"p": 2, "weight": np.array([0.5, 2.0, 1.0], dtype)}), {"fd": False}),
@@ -207,6 +216,9 @@ MLSM = {
     "class_weight": mlsm((6, 5), weight=(5,)),
     "row_weight": mlsm((6, 5), weight=(6, 1)),
     "full_weight_3d": mlsm((2, 3, 4), weight=(2, 3, 4), soft=True),
+    "class_weight_nonfinite": nonfinite(mlsm((6, 5), weight=(5,)), {1: INF, 3: NAN}),
+    "row_weight_ninf": nonfinite(mlsm((6, 5), weight=(6, 1)), {2: -INF}),
+    "soft_weight_inf": nonfinite(mlsm((3, 4), soft=True, weight=(3, 4)), {1: INF, 6: -INF}),
     "target_broadcast": mlsm((4, 5), t_shape=(5,)),
     "int_target": mlsm((4, 5), int_target=True),
     "one_class": mlsm((5, 1)),

@@ -1,6 +1,6 @@
 import numpy as np
 
-from . import mixed, rows
+from . import mixed, nonfinite, rows
 
 
 def pair(shape_x, shape_t=None, scale=1.0):
@@ -40,10 +40,15 @@ COMMON = {
     "edge": (edge_values, {"fd": False}),
 }
 
+# NaN and infinite element weights: they reach their own items only
+WEIGHT_NONFINITE = nonfinite(with_kw(pair((3, 4)), weight=weight_like((3, 4))),
+                             {1: np.nan, 5: np.inf, 10: -np.inf})
+
 CASES = (
-    rows("l1_loss", {**COMMON, "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4)))},
-         ) +
+    rows("l1_loss", {**COMMON, "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4))),
+                     "weight_nonfinite": WEIGHT_NONFINITE}) +
     rows("mse_loss", {**COMMON, "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4))),
+                      "weight_nonfinite": WEIGHT_NONFINITE,
                       "mixed_dtypes": mixed(pair((3, 4)), which=(1,))}) +
     rows("smooth_l1_loss", {**COMMON,
                             "beta_half": with_kw(pair((5, 4)), beta=0.5),
@@ -53,5 +58,6 @@ CASES = (
                         "delta_half": with_kw(pair((5, 4)), delta=0.5),
                         "delta_big": with_kw(pair((5, 4)), delta=3.0),
                         "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4)),
-                                            delta=0.7)})
+                                            delta=0.7),
+                        "weight_nonfinite": WEIGHT_NONFINITE})
 )

@@ -1,0 +1,158 @@
+"""ctc_loss beyond the registry cases: length containers, the exact gradient, the rows
+past an input's length, and every must-raise case on every backend."""
+import numpy as np
+import pytest
+
+import fastloss
+from fastloss import _dispatch
+
+BACKENDS = [b for b in _dispatch.backend_names() if _dispatch._BACKENDS[b].available]
+
+
+def _data(T=10, N=3, C=5, S=4, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, N, C))
+    x = (x - np.log(np.exp(x).sum(axis=2, keepdims=True))).astype(dtype)
+    t = rng.integers(1, C, (N, S))
+    return x, t
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_lengths_as_arrays_lists_tuples_and_int32_are_identical(backend, reduction):
+    x, t = _data()
+    il, tl = [10, 8, 6], [4, 2, 3]
+    vg = fastloss.value_and_grad(fastloss.ctc_loss)
+    base = vg(x, t, np.array(il), np.array(tl), reduction=reduction, backend=backend)
+    for a, b, tt in ((il, tl, t), (tuple(il), tuple(tl), t),
+                     (np.array(il, np.int32), np.array(tl, np.int32), t.astype(np.int32)),
+                     (np.array(il, np.uint8), np.array(tl, np.int16), t.astype(np.int16))):
+        got = vg(x, tt, a, b, reduction=reduction, backend=backend)
+        np.testing.assert_array_equal(got[0], base[0])
+        np.testing.assert_array_equal(got[1], base[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concatenated_targets_equal_padded(backend):
+    x, t = _data()
+    tl = np.array([4, 1, 3])
+    flat = np.concatenate([t[i, :tl[i]] for i in range(3)])
+    for red in ("none", "mean"):
+        np.testing.assert_array_equal(
+            fastloss.ctc_loss(x, flat, [10, 9, 8], tl, reduction=red, backend=backend),
+            fastloss.ctc_loss(x, t, [10, 9, 8], tl, reduction=red, backend=backend))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradient_rows_past_the_input_length_are_zero_and_rows_before_sum_to_zero(backend):
+    x, t = _data(T=12)
+    il = np.array([12, 7, 5])
+    _, g = fastloss.value_and_grad(fastloss.ctc_loss)(x, t, il, [4, 3, 2], reduction="sum",
+                                                        backend=backend)
+    for b in range(3):
+        assert (g[il[b]:, b] == 0).all()
+        # torch's gradient exp(x) - gamma: each row sums to 1 - 1 = 0 before the end
+        np.testing.assert_allclose(g[:il[b], b].sum(axis=1), 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exact_grad_is_torchs_minus_exp_log_probs(backend):
+    x, t = _data()
+    args = (x, t, [10, 9, 8], [4, 2, 3])
+    vg = fastloss.value_and_grad(fastloss.ctc_loss)
+    v1, g_torch = vg(*args, reduction="sum", backend=backend)
+    v2, g_exact = vg(*args, reduction="sum", exact_grad=True, backend=backend)
+    assert float(v1) == float(v2)
+    rows = np.zeros_like(x, bool)
+    for b, n in enumerate([10, 9, 8]):
+        rows[:n, b] = True
+    np.testing.assert_allclose(g_torch - g_exact, np.where(rows, np.exp(x), 0), atol=1e-12)
+    # the exact one is the derivative (torch's is not: issues #52241, #82545)
+    i = (3, 1, 2)
+    h = 1e-6
+    up, down = x.copy(), x.copy()
+    up[i] += h
+    down[i] -= h
+    fd = (float(fastloss.ctc_loss(up, *args[1:], reduction="sum"))
+          - float(fastloss.ctc_loss(down, *args[1:], reduction="sum"))) / (2 * h)
+    assert abs(fd - g_exact[i]) < 1e-6
+    assert abs(fd - g_torch[i]) > 1e-3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_target_is_the_blank_only_path_and_impossible_is_inf(backend):
+    x, t = _data(T=5, N=2, S=3)
+    loss = fastloss.ctc_loss(x, t, [5, 2], [0, 3], reduction="none", backend=backend)
+    assert np.isclose(loss[0], -x[:, 0, 0].sum())
+    assert loss[1] == np.inf
+    z = fastloss.ctc_loss(x, t, [5, 2], [0, 3], reduction="none", zero_infinity=True,
+                          backend=backend)
+    assert z[1] == 0 and z[0] == loss[0]
+    _, g = fastloss.value_and_grad(fastloss.ctc_loss)(x, t, [5, 2], [0, 3], reduction="sum",
+                                                        zero_infinity=True, backend=backend)
+    assert (g[:, 1] == 0).all()
+
+
+def test_mean_divides_by_clamped_target_lengths():
+    x, t = _data()
+    none = fastloss.ctc_loss(x, t, [10, 9, 8], [4, 0, 3], reduction="none")
+    mean = fastloss.ctc_loss(x, t, [10, 9, 8], [4, 0, 3])
+    np.testing.assert_allclose(mean, np.mean(none / np.array([4, 1, 3])))
+
+
+X, T = _data()
+RAISES = [
+    ("blank", dict(blank=5), ValueError),
+    ("blank", dict(blank=-1), ValueError),
+    ("input_lengths", dict(input_lengths=[10, 10]), ValueError),
+    ("target_lengths", dict(target_lengths=[4]), ValueError),
+    ("input_lengths", dict(input_lengths=[11, 10, 10]), ValueError),
+    ("input_lengths", dict(input_lengths=[-1, 10, 10]), ValueError),
+    ("target_lengths", dict(target_lengths=[4, -1, 2]), ValueError),
+    ("input_lengths", dict(input_lengths=[10.0, 10.0, 10.0]), TypeError),
+    ("targets", dict(target_lengths=[5, 2, 2]), ValueError),           # padded too narrow
+    ("targets", dict(targets=T.reshape(-1)[:7]), ValueError),          # sum(lengths) = 8
+    ("targets", dict(targets=np.where(T == 1, 0, T)), ValueError),     # the blank
+    ("targets", dict(targets=T + 10), IndexError),
+    ("targets", dict(targets=T.astype(np.float64)), TypeError),
+    ("targets", dict(targets=T[None]), ValueError),
+    ("log_probs", dict(log_probs=X[None]), ValueError),
+    ("log_probs", dict(log_probs=X[:, :0]), ValueError),
+    ("log_probs", dict(log_probs=X.astype(np.int64)), TypeError),
+    ("reduction", dict(reduction="batchmean"), ValueError),
+    ("zero_infinity", dict(zero_infinity=1), TypeError),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,change,error", RAISES,
+                         ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(RAISES)])
+def test_bad_input_raises_naming_the_argument(backend, name, change, error):
+    call = dict(log_probs=X, targets=T, input_lengths=[10, 10, 10], target_lengths=[4, 2, 2])
+    call.update(change)
+    with pytest.raises(error, match=name):
+        fastloss.ctc_loss(**call, backend=backend)
+    out = np.full(X.shape, 7.0)
+    if call["log_probs"] is X:
+        with pytest.raises(error, match=name):
+            fastloss.value_and_grad(fastloss.ctc_loss)(**call, out=out, backend=backend)
+        assert (out == 7.0).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_thread_count_does_not_change_the_result(backend):
+    x, t = _data(T=200, N=9, C=20, S=30, seed=3)    # large enough for the parallel driver
+    il = np.arange(192, 201)
+    tl = np.arange(22, 31)
+    vg = fastloss.value_and_grad(fastloss.ctc_loss)
+    before = fastloss.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            fastloss.set_num_threads(n)
+            results.append(vg(x, t, il, tl, backend=backend))
+    finally:
+        fastloss.set_num_threads(before)
+    for v, g in results[1:]:
+        np.testing.assert_array_equal(v, results[0][0])
+        np.testing.assert_array_equal(g, results[0][1])
