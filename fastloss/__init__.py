@@ -7,6 +7,7 @@ from ._dispatch import (Backend as Backend, BackendNotAvailable as BackendNotAva
                         show_backends as show_backends, use_backend as use_backend)
 from ._grad import value_and_grad as value_and_grad
 from ._registry import LOSSES as LOSSES
+from ._running import RunningLoss as RunningLoss
 from ._threads import get_num_threads as get_num_threads, set_num_threads as set_num_threads
 from ._version import __version__ as __version__
 from .functional import *  # noqa: F401,F403
@@ -15,7 +16,7 @@ from .losses import *  # noqa: F401,F403
 __all__ = [*functional.__all__, *losses.__all__,
            "value_and_grad", "use_backend", "show_backends", "register_backend", "Backend",
            "BackendNotAvailable", "Unsupported", "get_num_threads", "set_num_threads", "LOSSES",
-           "functional", "losses"]
+           "functional", "losses", "RunningLoss"]
 
 from . import _threadpoolctl  # noqa: E402
 

@@ -1,5 +1,5 @@
-"""The ``fastloss`` command: ``fastloss bench ...`` (also ``python -m fastloss bench``)
-and ``fastloss backends``."""
+"""The ``fastloss`` command: ``fastloss bench ...`` (also ``python -m fastloss bench``),
+``fastloss eval ...`` and ``fastloss backends``."""
 import sys
 
 USAGE = """usage: fastloss <command> [options]
@@ -8,6 +8,8 @@ USAGE = """usage: fastloss <command> [options]
 commands:
   bench      time fastloss's backends against torch, JAX, scikit-learn and NumPy
              (fastloss bench --quick for a one-minute run; fastloss bench --help)
+  eval       score a large evaluation set from .npy files, streamed in chunks
+             (fastloss eval cross_entropy --input X.npy --target Y.npy)
   backends   show which backends loaded, and why any did not"""
 
 
@@ -25,11 +27,14 @@ def main(argv=None):
     if command == "bench":
         from ._bench.cli import main as bench
         return bench(rest)
+    if command == "eval":
+        from ._eval import main as evaluate
+        return evaluate(rest)
     if command == "backends":
         import fastloss
         fastloss.show_backends()
         return 0
-    print(f"fastloss: error: unknown command {command!r} (choose from bench, backends)",
+    print(f"fastloss: error: unknown command {command!r} (choose from bench, eval, backends)",
           file=sys.stderr)
     return 2
 

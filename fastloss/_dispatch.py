@@ -15,6 +15,7 @@ import contextvars
 import importlib
 import json
 import os
+import threading
 from typing import IO, Iterator
 
 AUTO = "auto"
@@ -28,6 +29,9 @@ class BackendNotAvailable(ValueError):
 class Unsupported(Exception):
     """Raised by a backend's kernel wrapper for a case it does not handle; the call then
     falls through to the next backend."""
+
+
+_LOAD_LOCK = threading.RLock()
 
 
 class Backend:
@@ -44,13 +48,18 @@ class Backend:
 
     def _load(self):
         if not self._loaded:
-            self._loaded = True
-            try:
-                module = importlib.import_module(self._module_name)
-                self._kernels = vars(module)
-            except Exception as exc:  # a missing compiler or package must not break fastloss
-                self.error = f"{type(exc).__name__}: {exc}"
-                self._kernels = None
+            # Several threads may make their first call at once (dask's threaded
+            # scheduler): one imports, the others wait for it instead of seeing a backend
+            # marked loaded whose kernels are not there yet.
+            with _LOAD_LOCK:
+                if not self._loaded:
+                    try:
+                        module = importlib.import_module(self._module_name)
+                        self._kernels = vars(module)
+                    except Exception as exc:  # a missing compiler or package must not
+                        self.error = f"{type(exc).__name__}: {exc}"   # break fastloss
+                        self._kernels = None
+                    self._loaded = True
         return self._kernels
 
     @property

@@ -73,6 +73,8 @@ class Prepared(NamedTuple):
     wrt: tuple           # a Wrt per differentiable argument, in the registry's order
     targets: ClassTargets = None  # class indices to range-check; a denom of None becomes
                                   #   the summed weight of the counted targets
+    denom_items: np.ndarray = None  # flat per-item terms whose sum is denom (l1/mse's
+                                    #   weight), for sample_weight; None: denom/n_items each
 
     @property
     def n_items(self):
@@ -126,7 +128,7 @@ def forward(prep, backend=None):
 
 
 def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_dtypes=None,
-                   names=None):
+                   names=None, raw_total=False):
     """Loss value and the gradients of the differentiable arguments numbered `which`
     (positions in prep.wrt). `out` is None or one array per entry of `which`: it may
     overlap any argument (the gradient is then computed into a temporary and copied), but
@@ -134,7 +136,9 @@ def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_d
     `grad_dtypes` (one per entry of `which`, default prep.dtype) is the dtype each gradient
     is returned in: an input's own, as torch's autograd does when float32 and float64
     inputs are mixed (the kernel computes in the promoted prep.dtype). `names` (one per
-    entry of prep.wrt) name the differentiable arguments in error messages."""
+    entry of prep.wrt) name the differentiable arguments in error messages. With
+    `raw_total` a reduced call returns the kernel's float64 sum instead of the 0-d result
+    (a part of a larger sum: fastloss._dask's blocks)."""
     if prep.targets is not None:
         prep = prep._replace(denom=check_targets(prep, backend))
     dtype = prep.dtype
@@ -182,6 +186,8 @@ def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_d
 
     if prep.reduction == "none":
         value = loss_out.reshape(prep.item_shape)
+    elif raw_total:
+        value = float(total)
     else:
         value = reduce_total(total, prep.reduction, prep.denom, dtype)
     grads = []

@@ -6,9 +6,10 @@ from typing import Any, Callable, overload
 
 from numpy.typing import NDArray
 
-from . import _engine
+from . import _engine, _weighted
 from ._registry import spec_of
 from ._typing import Argnum, ValueAndGrad, ValueAndGrads
+from ._validate import LazyInput
 
 
 @overload
@@ -38,7 +39,8 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
     Returns
     -------
     callable
-        ``f(*args, grad_output=None, out=None, backend=None, **kwargs) -> (loss, grad)``
+        ``f(*args, grad_output=None, out=None, backend=None, sample_weight=None, **kwargs)
+        -> (loss, grad)``
         taking the loss's own arguments. ``loss`` is what ``loss_fn`` returns. ``grad`` is
         the gradient of ``loss`` (times ``grad_output``) with respect to the chosen argument,
         shaped like it, or a tuple of them when ``argnums`` is a tuple — the same numbers
@@ -64,8 +66,21 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
     spec = spec_of(loss_fn)
     single, positions = _engine.argnums_to_positions(spec, argnums)
 
-    def loss_and_grad(*args, grad_output=None, out=None, backend=None, **kwargs):
-        prep = spec.prepare(*args, **kwargs)
+    def loss_and_grad(*args, grad_output=None, out=None, backend=None, sample_weight=None,
+                      **kwargs):
+        try:
+            prep = spec.prepare(*args, **kwargs)
+            if (sample_weight is not None or grad_output is not None) and (
+                    type(sample_weight).__module__.startswith("dask")
+                    or type(grad_output).__module__.startswith("dask")):
+                raise LazyInput          # NumPy inputs, Dask weights: lazy all the same
+        except LazyInput:              # a Dask array: lazy value and gradients
+            if out is not None:
+                raise ValueError("out: not supported with Dask inputs (the gradient is a "
+                                 "lazy Dask array)") from None
+            from . import _dask
+            return _dask.value_and_grad(spec, single, positions, args, kwargs, grad_output,
+                                        backend, sample_weight)
         if out is None or single:
             outs = None if out is None else (out,)
         elif not isinstance(out, (tuple, list)) or len(out) != len(positions):
@@ -78,9 +93,14 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
         # each gradient in its own input's dtype (Wrt.dtype), as torch's autograd gives it
         # when float32 and float64 inputs are mixed; None in the common case of one dtype
         dtypes = [prep.wrt[p].dtype for p in positions]
-        value, grads = _engine.value_and_grad(
-            prep, positions, grad_output, outs, backend,
-            None if all(dt == prep.dtype for dt in dtypes) else dtypes, spec.differentiable)
+        dtypes = None if all(dt == prep.dtype for dt in dtypes) else dtypes
+        if sample_weight is None:
+            value, grads = _engine.value_and_grad(prep, positions, grad_output, outs, backend,
+                                                  dtypes, spec.differentiable)
+        else:
+            value, grads = _weighted.value_and_grad(prep, positions, grad_output, outs,
+                                                    backend, dtypes, sample_weight,
+                                                    spec.differentiable)
         return value, (grads[0] if single else tuple(grads))
 
     loss_and_grad.__name__ = f"value_and_grad_{spec.name}"

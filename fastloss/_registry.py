@@ -12,7 +12,8 @@ from typing import Any, Callable, ParamSpec, Sequence, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _engine, _kernels
+from . import _engine, _kernels, _weighted
+from ._validate import LazyInput
 
 P = ParamSpec("P")
 
@@ -76,12 +77,36 @@ class LossSpec:
                                            #   (not torch's): z_loss, softcap, exact_grad
     oracle: Oracle | None = None  # the torch twin; None for a loss torch does not have,
                                   #   which is checked against the reference instead
+    batch_axes: tuple = field(default=())  # (argument, axis or None) where an argument's
+                                           #   batch axis is not its first: None for one
+                                           #   shared by every item (linear_weight)
+
+    def batch_axis(self, name):
+        """The axis of argument `name` along which items (samples) run, or None when the
+        argument is shared by every item. What splits a call into batches (RunningLoss)
+        and chunks (Dask). Default 0; per-class weights (``weight``/``pos_weight`` of
+        fewer dimensions than the input) are recognised by the callers."""
+        return dict(self.batch_axes).get(name, 0)
+
+    def axis_of(self, name, value, input_ndim):
+        """`batch_axis` for an actual argument: also None for a non-array, a 0-d array,
+        and a ``weight``/``pos_weight`` of fewer dimensions than the input (broadcast
+        along the classes, as bce's ``pos_weight`` of shape (C,))."""
+        ndim = np.ndim(value) if hasattr(value, "shape") else 0
+        if ndim == 0:
+            return None
+        if name in ("weight", "pos_weight") and ndim < input_ndim:
+            return None
+        axis = self.batch_axis(name)
+        return axis if axis is None or axis < ndim else None
 
     @functools.cached_property
     def parameters(self):
-        """The loss's own arguments, in order (not ``backend``, which is dispatch's);
-        cached: value_and_grad reads it on every call, and inspect.signature costs ~50 us."""
-        return tuple(p for p in inspect.signature(self.prepare).parameters if p != "backend")
+        """The loss's own arguments, in order (not ``backend``, which is dispatch's, nor
+        ``sample_weight``, which the public function applies); cached: value_and_grad
+        reads it on every call, and inspect.signature costs ~50 us."""
+        return tuple(p for p in inspect.signature(self.prepare).parameters
+                     if p not in ("backend", "sample_weight"))
 
 
 LOSSES: dict[str, LossSpec] = {}
@@ -90,6 +115,7 @@ LOSSES: dict[str, LossSpec] = {}
 def loss(class_name: str, differentiable: Sequence[str] = ("input",),
          kernels: Sequence[str] = (), extensions: Sequence[str] = (),
          oracle: Oracle | str | None = SAME_AS_TORCH
+         batch_axes: dict[str, int | None] | None = None
          ) -> Callable[[Callable[P, _engine.Prepared]], Callable[P, NDArray[Any]]]:
     """Turn `prepare(...) -> Prepared` into the public loss function and register it.
 
@@ -105,6 +131,7 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
     not have (focal, z-loss ...): the tests then check it against the NumPy reference
     (float64 golden fixtures, finite differences, every backend) and the benchmark has
     no torch peer for it.
+    `batch_axes` the arguments whose batch axis is not their first (see LossSpec).
     """
     undeclared = [k for k in kernels if k not in _kernels.KERNELS]
     if undeclared:   # a typo here would only show as a LookupError at the first call
@@ -115,8 +142,21 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
         name = prepare.__name__
 
         @functools.wraps(prepare)
-        def public(*args: Any, backend: str | None = None, **kwargs: Any) -> NDArray[Any]:
-            return _engine.forward(prepare(*args, **kwargs), backend)
+        def public(*args: Any, backend: str | None = None, sample_weight: Any = None,
+                   **kwargs: Any) -> NDArray[Any]:
+            try:
+                prep = prepare(*args, **kwargs)
+            except LazyInput:          # a Dask array: a lazy graph of kernel calls
+                from . import _dask
+                return _dask.forward(LOSSES[name], args, kwargs, backend, sample_weight)
+            if sample_weight is None:
+                return _engine.forward(prep, backend)
+            if type(sample_weight).__module__.startswith("dask"):   # NumPy in, Dask weights
+                from . import _dask
+                return _dask.forward(LOSSES[name], args, kwargs, backend, sample_weight)
+            return _weighted.forward(prep, backend, sample_weight)
+
+        public.__doc__ = _with_sample_weight_doc(public.__doc__)
 
         # What help(), inspect and typing.get_type_hints show at run time: prepare's
         # parameters (backend added if it does not declare it), returning an ndarray.
@@ -136,9 +176,38 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
         else:
             twin = oracle
         LOSSES[name] = LossSpec(name, class_name, public, prepare, tuple(differentiable),
-                                tuple(kernels), tuple(extensions), twin)
+                                tuple(kernels), tuple(extensions), twin,
+                                tuple((batch_axes or {}).items()))
         return cast("Callable[P, NDArray[Any]]", public)
     return decorate
+
+
+SAMPLE_WEIGHT_DOC = """\
+    sample_weight : array_like, optional, keyword-only
+        Per-sample weights :math:`s_i` (fastloss's extension: PyTorch has none), float,
+        broadcastable to the ``reduction="none"`` result's shape. "none" returns
+        :math:`s_i \\ell_i`, "sum" :math:`\\sum_i s_i \\ell_i`, "mean" divides that by
+        :math:`\\sum_i s_i u_i`, where :math:`u_i` is what item :math:`i` adds to the
+        unweighted mean's denominator (1 per item; the class weight :math:`w_{y_i}` of a
+        counted target and 0 for an ignored one in NLL/cross-entropy; the element weight
+        where "mean" divides by ``weight.sum()``). Gradients honour it. Omitted, the
+        call is exactly PyTorch's.
+"""
+
+
+def _with_sample_weight_doc(doc: str | None) -> str | None:
+    """The docstring with ``sample_weight`` documented at the end of its Parameters (one
+    text for every loss, so that it cannot drift between them)."""
+    if not doc:
+        return doc
+    for anchor in ("\n    Returns\n    -------", "\n    Examples\n    --------"):
+        at = doc.find(anchor)
+        if at >= 0:
+            head = doc[:at].rstrip("\n") + "\n"
+            if "\n    Parameters\n    ----------" not in head:
+                head += "\n    Parameters\n    ----------\n"
+            return head + SAMPLE_WEIGHT_DOC + doc[at:]
+    return doc.rstrip() + "\n\n    Parameters\n    ----------\n" + SAMPLE_WEIGHT_DOC
 
 
 def spec_of(fn: Any) -> LossSpec:

@@ -29,6 +29,7 @@ class ValueAndGrad(Protocol):
 
     def __call__(self, *args: Any, grad_output: ArrayLike | None = None,
                  out: NDArray[Any] | None = None, backend: str | None = None,
+                 sample_weight: ArrayLike | None = None,
                  **kwargs: Any) -> tuple[NDArray[Any], NDArray[Any]]: ...
 
 
@@ -38,4 +39,5 @@ class ValueAndGrads(Protocol):
 
     def __call__(self, *args: Any, grad_output: ArrayLike | None = None,
                  out: Sequence[NDArray[Any]] | None = None, backend: str | None = None,
+                 sample_weight: ArrayLike | None = None,
                  **kwargs: Any) -> tuple[NDArray[Any], tuple[NDArray[Any], ...]]: ...

@@ -17,6 +17,11 @@ _INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
 INDEX_KINDS = "iu"
 
 
+class LazyInput(TypeError):
+    """A Dask array met validation: the call is redone lazily by fastloss._dask (never
+    materialised here)."""
+
+
 def is_floating(dtype):
     """True for a real floating dtype: NumPy's (either byte order, float16 to longdouble)
     and the small floats of ml_dtypes (bfloat16, float8_*, float6_*, float4_*), which are
@@ -46,6 +51,9 @@ def to_numpy(x, name):
     strings, complex numbers and masked arrays."""
     if type(x) is np.ndarray and x.dtype.kind in "fiub":   # the common case, kept cheap
         return x
+    if type(x).__module__.startswith("dask"):
+        raise LazyInput(f"{name}: a Dask array is taken (lazily) by the loss functions and "
+                        "value_and_grad, not here; pass a NumPy array (e.g. its .compute())")
     if isinstance(x, np.ma.MaskedArray):
         raise masked_error(name)
     if type(x).__module__.startswith("torch"):

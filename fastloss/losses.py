@@ -54,27 +54,33 @@ class _Loss:
         self.backend = backend
         self.hyper_parameters = hyper_parameters
 
-    def __call__(self, *inputs: ArrayLike) -> NDArray[Any]:
-        return type(self).function(*inputs, backend=self.backend, **self.hyper_parameters)
+    def __call__(self, *inputs: ArrayLike,
+                 sample_weight: ArrayLike | None = None) -> NDArray[Any]:
+        return type(self).function(*inputs, backend=self.backend, sample_weight=sample_weight,
+                                   **self.hyper_parameters)
 
     forward = __call__
 
     @overload
     def value_and_grad(self, *inputs: ArrayLike, argnums: Argnum = 0,
                        grad_output: ArrayLike | None = None,
-                       out: NDArray[Any] | None = None) -> tuple[NDArray[Any], NDArray[Any]]:
+                       out: NDArray[Any] | None = None,
+                       sample_weight: ArrayLike | None = None
+                       ) -> tuple[NDArray[Any], NDArray[Any]]:
         ...
 
     @overload
     def value_and_grad(self, *inputs: ArrayLike, argnums: tuple[Argnum, ...],
                        grad_output: ArrayLike | None = None,
-                       out: Sequence[NDArray[Any]] | None = None
+                       out: Sequence[NDArray[Any]] | None = None,
+                       sample_weight: ArrayLike | None = None
                        ) -> tuple[NDArray[Any], tuple[NDArray[Any], ...]]:
         ...
 
     def value_and_grad(self, *inputs: ArrayLike, argnums: Argnum | tuple[Argnum, ...] = 0,
                        grad_output: ArrayLike | None = None,
-                       out: NDArray[Any] | Sequence[NDArray[Any]] | None = None
+                       out: NDArray[Any] | Sequence[NDArray[Any]] | None = None,
+                       sample_weight: ArrayLike | None = None
                        ) -> tuple[NDArray[Any], NDArray[Any] | tuple[NDArray[Any], ...]]:
         """(loss, gradient) in one pass; see :func:`fastloss.value_and_grad`.
 
@@ -82,7 +88,7 @@ class _Loss:
         """
         fn: Any = _value_and_grad(type(self).function, argnums)
         return fn(*inputs, grad_output=grad_output, out=out, backend=self.backend,  # type: ignore[no-any-return]
-                  **self.hyper_parameters)
+                  sample_weight=sample_weight, **self.hyper_parameters)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper_parameters.items()
@@ -284,9 +290,11 @@ class LinearCrossEntropyLoss(_Loss):
                          chunk_size=chunk_size)
 
     def __call__(self, input: ArrayLike, linear_weight: ArrayLike,  # type: ignore[override]
-                 target: ArrayLike, linear_bias: ArrayLike | None = None) -> NDArray[Any]:
+                 target: ArrayLike, linear_bias: ArrayLike | None = None, *,
+                 sample_weight: ArrayLike | None = None) -> NDArray[Any]:
         return F.linear_cross_entropy(input, linear_weight, target, linear_bias=linear_bias,
-                                      backend=self.backend, **self.hyper_parameters)
+                                      backend=self.backend, sample_weight=sample_weight,
+                                      **self.hyper_parameters)
 
     forward = __call__  # type: ignore[assignment]
 
@@ -294,11 +302,12 @@ class LinearCrossEntropyLoss(_Loss):
                        target: ArrayLike, linear_bias: ArrayLike | None = None, *,
                        argnums: Argnum | tuple[Argnum, ...] = 0,
                        grad_output: ArrayLike | None = None,
-                       out: NDArray[Any] | Sequence[NDArray[Any]] | None = None
+                       out: NDArray[Any] | Sequence[NDArray[Any]] | None = None,
+                       sample_weight: ArrayLike | None = None
                        ) -> tuple[NDArray[Any], NDArray[Any] | tuple[NDArray[Any], ...]]:
         """(loss, gradient) in one pass; see :func:`fastloss.value_and_grad`."""
         fn = _value_and_grad(F.linear_cross_entropy, argnums)
         return fn(input, linear_weight, target, linear_bias=linear_bias,  # type: ignore[arg-type]
                   grad_output=grad_output, out=out,  # type: ignore[arg-type]
-                  backend=self.backend,
+                  backend=self.backend, sample_weight=sample_weight,
                   **self.hyper_parameters)

@@ -43,9 +43,10 @@ def test_signature_follows_torch(name):
     torch_fn = spec.oracle.resolve()
     theirs = {k: v for k, v in inspect.signature(torch_fn).parameters.items()
               if k not in LEGACY}
-    own = [k for k in ours if k != "backend" and k not in spec.extensions]
+    own = [k for k in ours if k not in ("backend", "sample_weight")
+           and k not in spec.extensions]   # dispatch's, fastloss's per-sample weights
     assert _torch_names(spec, own) == list(theirs)
-    for k in spec.extensions:     # fastloss's own: keyword-only, after torch's arguments
+    for k in (*spec.extensions, "sample_weight"):   # fastloss's own: keyword-only
         assert ours[k].kind == inspect.Parameter.KEYWORD_ONLY, k
     for k in own:
         assert ours[k].default == theirs[spec.oracle.argument(k)].default, \

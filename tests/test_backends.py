@@ -353,3 +353,41 @@ def test_nonfinite_class_weight_matches_torch(value):
                     # the unused class's column: finite (the issue: it was NaN)
                     assert np.isfinite(gx[~np.isin(t, [4]), 2]).all()
                 assert_close(gx, tg, 1e-9, f"{backend} grad, smoothing={smoothing}")
+
+
+def test_first_calls_from_several_threads_at_once_all_find_the_backend():
+    """A backend is imported once while other threads making their first call wait for
+    it (dask's threaded scheduler does this): none may see it half-loaded (before the
+    fix: "backend 'numpy' ... is not available: None")."""
+    import threading
+    import time
+
+    started = threading.Event()
+
+    slow = _dispatch.Backend("slow", "fastloss._reference")
+    real_import = _dispatch.importlib.import_module
+
+    def slow_import(name):
+        started.set()
+        time.sleep(0.2)
+        return real_import(name)
+
+    errors, results = [], []
+
+    def first_call():
+        try:
+            results.append(slow.kernel("mse_fwd") is not None and slow.available)
+        except Exception as exc:      # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    old = _dispatch.importlib.import_module
+    _dispatch.importlib.import_module = slow_import
+    try:
+        threads = [threading.Thread(target=first_call) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        _dispatch.importlib.import_module = old
+    assert started.is_set() and not errors and results == [True] * 4, (errors, results)

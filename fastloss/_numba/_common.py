@@ -81,3 +81,14 @@ def block_drivers(namespace, name, block, args, count, per_block):
     define(namespace, _DRIVERS.format(name=name, block=block, args=", ".join(args),
                                       count=count, per_block=per_block))
     return namespace[name + "_par"], namespace[name + "_ser"]
+
+
+def readonly(a):
+    """`a`, or a read-only view of it. Numba types a read-only array apart from a writable
+    one and compiles every kernel again for it (~5-25 s cold): a read-only memmap
+    (np.load(..., mmap_mode="r")) must not pay that. Kernels take their inputs read-only
+    always, so one compiled version serves writable arrays and memmaps alike."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._empty import EMPTY as _EMPTY
-from ._common import FM, coef_at, sum_partials
+from ._common import FM, coef_at, readonly as _readonly, sum_partials
 from ._math import fcast, fexpm, flog, fmaximum, prefetch
 from ._threading import call
 from ._vec import nanmax_row
@@ -658,7 +658,7 @@ def _targets_ser(t, w, n_classes, ignore_index, use_ignore):
 
 def class_targets(t, w, n_classes, ignore_index, use_ignore):
     """(summed weight of counted targets, flat position of the first bad target or -1)."""
-    t = t.reshape(-1)
+    t, w = _readonly(t.reshape(-1)), _readonly(w)
     # the check is cheap per target: threads only pay off for several blocks
     wsum, bad = call(_targets_par, _targets_ser, t.shape[0] // 8, t, w, int(n_classes),
                      int(ignore_index), bool(use_ignore))
@@ -666,29 +666,35 @@ def class_targets(t, w, n_classes, ignore_index, use_ignore):
 
 
 def nll_fwd(x, t, w, ignore_index, loss_out, target_stats):
+    x, t, w = _readonly(x), _readonly(t), _readonly(w)
     e = _EMPTY[x.dtype]
     return _nll_run(x, t, w, ignore_index, 1.0, e, loss_out, e, False, target_stats)
 
 
 def nll_vg(x, t, w, ignore_index, gscale, gvec, loss_out, gx):
+    x, t, w = _readonly(x), _readonly(t), _readonly(w)
     return _nll_run(x, t, w, ignore_index, gscale, gvec, loss_out, gx, True, None)
 
 
 def ce_class_fwd(x, t, w, ignore_index, label_smoothing, loss_out, target_stats):
+    x, t, w = _readonly(x), _readonly(t), _readonly(w)
     e = _EMPTY[x.dtype]
     return _ce_class_run(x, t, w, ignore_index, label_smoothing, 1.0, e, loss_out, e, False,
                          target_stats)
 
 
 def ce_class_vg(x, t, w, ignore_index, label_smoothing, gscale, gvec, loss_out, gx):
+    x, t, w = _readonly(x), _readonly(t), _readonly(w)
     return _ce_class_run(x, t, w, ignore_index, label_smoothing, gscale, gvec, loss_out, gx,
                          True, None)
 
 
 def ce_prob_fwd(x, p, w, label_smoothing, loss_out):
+    x, p, w = _readonly(x), _readonly(p), _readonly(w)
     e = _EMPTY[x.dtype]
     return _ce_prob_run(x, p, w, label_smoothing, 1.0, e, loss_out, e, False)
 
 
 def ce_prob_vg(x, p, w, label_smoothing, gscale, gvec, loss_out, gx):
+    x, p, w = _readonly(x), _readonly(p), _readonly(w)
     return _ce_prob_run(x, p, w, label_smoothing, gscale, gvec, loss_out, gx, True)

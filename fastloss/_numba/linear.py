@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._common import FM, coef_at, sum_partials
+from ._common import FM, coef_at, readonly as _readonly, sum_partials
 from ._math import fcast, fexpm, fmaximum
 from ._threading import call
 
@@ -264,6 +264,9 @@ def _store(items, loss_out):
 # ---- cross_entropy(z_loss=..., softcap=...) --------------------------------------------
 
 def ce_ext_class_fwd(x, t, w, ignore_index, eps, z_loss, cap, loss_out):
+    # t, w read-only always (a memmap: no recompile); x stays as given: the rows path
+    # below takes it as its (unwritten) gradient buffer too
+    t, w = _readonly(t), _readonly(w)
     items = np.empty(x.shape[0] * x.shape[2])
     total = _run(x, t, None, False, w, 0, ignore_index, eps, z_loss, cap, 0.0, gvec_none(x),
                  items, x, False)
@@ -272,6 +275,7 @@ def ce_ext_class_fwd(x, t, w, ignore_index, eps, z_loss, cap, loss_out):
 
 
 def ce_ext_class_vg(x, t, w, ignore_index, eps, z_loss, cap, gscale, gvec, loss_out, gx):
+    x, t, w = _readonly(x), _readonly(t), _readonly(w)   # a memmap: no recompile
     items = np.empty(x.shape[0] * x.shape[2])
     total = _run(x, t, None, False, w, 0, ignore_index, eps, z_loss, cap, gscale, gvec,
                  items, gx, True)
@@ -280,6 +284,7 @@ def ce_ext_class_vg(x, t, w, ignore_index, eps, z_loss, cap, gscale, gvec, loss_
 
 
 def ce_ext_prob_fwd(x, p, w, eps, z_loss, cap, loss_out):
+    p, w = _readonly(p), _readonly(w)
     items = np.empty(x.shape[0] * x.shape[2])
     total = _run(x, None, p, True, w, 0, 0, eps, z_loss, cap, 0.0, gvec_none(x), items, x,
                  False)
@@ -288,6 +293,7 @@ def ce_ext_prob_fwd(x, p, w, eps, z_loss, cap, loss_out):
 
 
 def ce_ext_prob_vg(x, p, w, eps, z_loss, cap, gscale, gvec, loss_out, gx):
+    x, p, w = _readonly(x), _readonly(p), _readonly(w)
     items = np.empty(x.shape[0] * x.shape[2])
     total = _run(x, None, p, True, w, 0, 0, eps, z_loss, cap, gscale, gvec, items, gx, True)
     _store(items, loss_out)
@@ -371,22 +377,26 @@ def _linear(x, wf, t, p, b, w, c, d, ignore_index, eps, z_loss, cap, chunk, gsca
 
 def linear_ce_class_fwd(x, wf, t, b, w, c, d, ignore_index, eps, z_loss, cap, chunk,
                         loss_out):
+    t, w = _readonly(t), _readonly(w)
     return _linear(x, wf, t, None, b, w, c, d, ignore_index, eps, z_loss, cap, chunk, 0.0,
                    gvec_none(x), loss_out, None, None, None, False)
 
 
 def linear_ce_class_vg(x, wf, t, b, w, c, d, ignore_index, eps, z_loss, cap, chunk, gscale,
                        gvec, loss_out, gx, gwf, gb):
+    t, w = _readonly(t), _readonly(w)
     return _linear(x, wf, t, None, b, w, c, d, ignore_index, eps, z_loss, cap, chunk, gscale,
                    gvec, loss_out, gx, gwf, gb, True)
 
 
 def linear_ce_prob_fwd(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, loss_out):
+    p, w = _readonly(p), _readonly(w)
     return _linear(x, wf, None, p, b, w, c, d, 0, eps, z_loss, cap, chunk, 0.0,
                    gvec_none(x), loss_out, None, None, None, False)
 
 
 def linear_ce_prob_vg(x, wf, p, b, w, c, d, eps, z_loss, cap, chunk, gscale, gvec, loss_out,
                       gx, gwf, gb):
+    p, w = _readonly(p), _readonly(w)
     return _linear(x, wf, None, p, b, w, c, d, 0, eps, z_loss, cap, chunk, gscale, gvec,
                    loss_out, gx, gwf, gb, True)

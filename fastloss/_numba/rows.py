@@ -13,7 +13,7 @@ from numba import njit, prange
 
 from .._constants import COSINE_EPS as EPSILON
 from .._empty import EMPTY as _EMPTY, EMPTY_2D as _EMPTY2
-from ._common import FM, block_drivers, coef_at
+from ._common import FM, block_drivers, coef_at, readonly as _readonly
 from ._math import fcast, fexpm, flog1p_unit, fmaximum
 from ._threading import call
 
@@ -425,6 +425,7 @@ def _nothing(x, loss_out):
 
 
 def multi_margin_fwd(x, t, w, p, margin, loss_out):
+    x, t, w = _readonly(x), _readonly(t), _readonly(w)
     if x.shape[0] == 0:
         return 0.0
     e = _EMPTY[x.dtype]
@@ -433,6 +434,7 @@ def multi_margin_fwd(x, t, w, p, margin, loss_out):
 
 
 def multi_margin_vg(x, t, w, p, margin, gscale, gvec, loss_out, gx):
+    x, t, w = _readonly(x), _readonly(t), _readonly(w)
     if x.shape[0] == 0:
         return 0.0
     return call(_multi_margin_par, _multi_margin_ser, x.size, x, t, w, int(p), float(margin),
@@ -440,6 +442,7 @@ def multi_margin_vg(x, t, w, p, margin, gscale, gvec, loss_out, gx):
 
 
 def multilabel_margin_fwd(x, t, loss_out):
+    x, t = _readonly(x), _readonly(t)
     if _nothing(x, loss_out):
         return 0.0
     return call(_multilabel_margin_par, _multilabel_margin_ser, x.size, x, t, 1.0,
@@ -447,6 +450,7 @@ def multilabel_margin_fwd(x, t, loss_out):
 
 
 def multilabel_margin_vg(x, t, gscale, gvec, loss_out, gx):
+    x, t = _readonly(x), _readonly(t)
     if _nothing(x, loss_out):
         return 0.0
     return call(_multilabel_margin_par, _multilabel_margin_ser, x.size, x, t, float(gscale),
@@ -454,7 +458,7 @@ def multilabel_margin_vg(x, t, gscale, gvec, loss_out, gx):
 
 
 def _mlsm_w(w, x):
-    return w if w.ndim == 2 else _EMPTY2[x.dtype]
+    return w if w.ndim == 2 else _readonly(_EMPTY2[x.dtype])
 
 
 def _mlsm_no_classes(x, loss_out):
@@ -464,6 +468,7 @@ def _mlsm_no_classes(x, loss_out):
 
 
 def multilabel_soft_margin_fwd(x, y, w, loss_out):
+    x, y, w = _readonly(x), _readonly(y), _readonly(w)
     if x.shape[0] == 0:
         return 0.0
     if x.shape[1] == 0:
@@ -473,6 +478,7 @@ def multilabel_soft_margin_fwd(x, y, w, loss_out):
 
 
 def multilabel_soft_margin_vg(x, y, w, gscale, gvec, loss_out, gx):
+    x, y, w = _readonly(x), _readonly(y), _readonly(w)
     if x.shape[0] == 0:
         return 0.0
     if x.shape[1] == 0:
@@ -482,6 +488,7 @@ def multilabel_soft_margin_vg(x, y, w, gscale, gvec, loss_out, gx):
 
 
 def cosine_embedding_fwd(x1, x2, t, margin, loss_out):
+    x1, x2, t = _readonly(x1), _readonly(x2), _readonly(t)
     if x1.shape[0] == 0:
         return 0.0
     e2 = _EMPTY2[x1.dtype]
@@ -490,6 +497,7 @@ def cosine_embedding_fwd(x1, x2, t, margin, loss_out):
 
 
 def cosine_embedding_vg(x1, x2, t, margin, gscale, gvec, loss_out, gx1, gx2):
+    x1, x2, t = _readonly(x1), _readonly(x2), _readonly(t)
     if x1.shape[0] == 0:
         return 0.0
     return call(_cosine_par, _cosine_ser, x1.size, x1, x2, t, float(margin), float(gscale),
@@ -497,6 +505,7 @@ def cosine_embedding_vg(x1, x2, t, margin, gscale, gvec, loss_out, gx1, gx2):
 
 
 def triplet_margin_fwd(a, pos, neg, margin, p, eps, swap, loss_out):
+    a, pos, neg = _readonly(a), _readonly(pos), _readonly(neg)
     if a.shape[0] == 0:
         return 0.0
     e2 = _EMPTY2[a.dtype]
@@ -508,6 +517,7 @@ def triplet_margin_fwd(a, pos, neg, margin, p, eps, swap, loss_out):
 
 def triplet_margin_vg(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out, ga, gpos,
                       gneg):
+    a, pos, neg = _readonly(a), _readonly(pos), _readonly(neg)
     if a.shape[0] == 0:
         return 0.0
     return call(_triplet_par, _triplet_ser, a.size, a, pos, neg, float(margin), float(p),

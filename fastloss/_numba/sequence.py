@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _threads
-from ._common import FM, coef_at
+from ._common import FM, coef_at, readonly as _readonly
 from ._math import fexp, fexpm, flog
 from ._threading import call
 
@@ -329,6 +329,7 @@ def _plan(lp, tl):
 
 
 def ctc_fwd(lp, tp, il, tl, scale, blank, zero_infinity, exact_grad, loss_out):
+    lp, tp, il, tl, scale = (_readonly(a) for a in (lp, tp, il, tl, scale))
     nw, L_max, work = _plan(lp, tl)
     return call(_ctc_fwd_par, _ctc_fwd_ser, work if nw > 1 else 0, lp, tp, il, tl, scale,
                 blank, bool(zero_infinity), nw, L_max, loss_out)
@@ -336,6 +337,7 @@ def ctc_fwd(lp, tp, il, tl, scale, blank, zero_infinity, exact_grad, loss_out):
 
 def ctc_vg(lp, tp, il, tl, scale, blank, zero_infinity, exact_grad, gscale, gvec, loss_out,
            glp):
+    lp, tp, il, tl, scale = (_readonly(a) for a in (lp, tp, il, tl, scale))
     nw, L_max, work = _plan(lp, tl)
     return call(_ctc_vg_par, _ctc_vg_ser, work if nw > 1 else 0, lp, tp, il, tl, scale,
                 blank, bool(zero_infinity), bool(exact_grad), float(gscale), gvec, nw, L_max,

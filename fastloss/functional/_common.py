@@ -50,6 +50,7 @@ def pointwise(kernel, input, target, reduction, params=(), weights=(), weight_ru
     shape = tuple(shape)
     arrays = [_flat(a, shape, dtype) for _, a in named]
     denom = float(math.prod(shape))
+    denom_items = None
     for k, (name, a) in enumerate(weights):
         if a is None:
             arrays.append(np.empty(0, dtype))
@@ -61,11 +62,12 @@ def pointwise(kernel, input, target, reduction, params=(), weights=(), weight_ru
         if weight_rule == "broadcast" and not _broadcasts_to(w.shape, shape):
             raise ValueError(f"{name}: expected a shape that broadcasts to the loss shape "
                              f"{shape}, got {w.shape}")
+        arrays.append(_flat(w, shape, dtype))
         if weight_mean and k == 0:
             denom = float(np.sum(w, dtype=np.float64))
-        arrays.append(_flat(w, shape, dtype))
+            denom_items = arrays[-1]
     return Prepared(kernel, tuple(arrays), tuple(params), dtype, shape, reduction,
-                    denom, (wrt(0, x, shape),))
+                    denom, (wrt(0, x, shape),), denom_items=denom_items)
 
 
 def _broadcasts_to(shape, target_shape):

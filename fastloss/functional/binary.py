@@ -22,6 +22,7 @@ def _check_unit_interval(a, name):
 @loss("BCELoss", kernels=("bce",))
 def binary_cross_entropy(input: ArrayLike, target: ArrayLike,
                          weight: ArrayLike | None = None, *, reduction: str = "mean",
+                         sample_weight: ArrayLike | None = None,
                          backend: str | None = None) -> Prepared:
     r"""Binary cross-entropy of probabilities, each log clamped at -100 as in PyTorch:
 
@@ -69,6 +70,7 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike,
                                      weight: ArrayLike | None = None, *,
                                      reduction: str = "mean",
                                      pos_weight: ArrayLike | None = None,
+                                     sample_weight: ArrayLike | None = None,
                                      backend: str | None = None) -> Prepared:
     r"""Binary cross-entropy of logits, fused and stable for any logit:
 

@@ -49,10 +49,10 @@ def _class_prepare(kernel, input, target, weight, ignore_index, reduction, param
                     ClassTargets("target", t, w, layout[1], ignore_index, True))
 
 
-@loss("NLLLoss", kernels=("nll",))
+@loss("NLLLoss", kernels=("nll",), batch_axes={"weight": None})
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
              ignore_index: int = -100, reduction: str = "mean",
-             backend: str | None = None) -> Prepared:
+             sample_weight: ArrayLike | None = None, backend: str | None = None) -> Prepared:
     r"""Negative log-likelihood: :math:`\ell_i = -w_{y_i} x_{i, y_i}`, 0 where
     :math:`y_i` = ``ignore_index``.
 
@@ -84,11 +84,12 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
 
 
 @loss("CrossEntropyLoss", kernels=("ce_class", "ce_prob", "ce_ext_class", "ce_ext_prob"),
-      extensions=("z_loss", "softcap"))
+      extensions=("z_loss", "softcap"), batch_axes={"weight": None})
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None, *,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0, z_loss: float = 0.0,
-                  softcap: float | None = None, backend: str | None = None) -> Prepared:
+                  softcap: float | None = None, sample_weight: ArrayLike | None = None,
+                  backend: str | None = None) -> Prepared:
     r"""Cross-entropy of logits, in one fused pass (log-sum-exp, pick, smooth).
 
     With class-index targets :math:`y_i`, weights :math:`w` and smoothing :math:`\epsilon`:

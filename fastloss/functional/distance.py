@@ -90,7 +90,7 @@ def triplet_margin_with_distance_loss(
         anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike, *,
         distance_function: Callable[[NDArray[Any], NDArray[Any]], ArrayLike] | None = None,
         margin: float = 1.0, swap: bool = False, reduction: str = "mean",
-        backend: str | None = None) -> Prepared:
+        sample_weight: ArrayLike | None = None, backend: str | None = None) -> Prepared:
     r"""Triplet margin loss with a distance function :math:`d`:
 
     .. math:: \ell_i = \max(0, \Delta + d(a_i, p_i) - d(a_i, n_i))

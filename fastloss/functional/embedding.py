@@ -30,6 +30,7 @@ def _broadcast_rows(named):
       kernels=("cosine_embedding",))
 def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
                           margin: float = 0.0, *, reduction: str = "mean",
+                          sample_weight: ArrayLike | None = None,
                           backend: str | None = None) -> Prepared:
     r"""Cosine embedding loss, for pairs labelled similar (1) or dissimilar (-1):
 
@@ -103,6 +104,7 @@ def cosine_embedding_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLik
 def triplet_margin_loss(anchor: ArrayLike, positive: ArrayLike, negative: ArrayLike,
                         margin: float = 1.0, p: float = 2, eps: float = 1e-6,
                         swap: bool = False, *, reduction: str = "mean",
+                        sample_weight: ArrayLike | None = None,
                         backend: str | None = None) -> Prepared:
     r"""Triplet margin loss:
 

@@ -46,13 +46,15 @@ def ce_extended(x, t, weight, ignore_index, reduction, eps, z_loss, cap, layout,
 
 @loss("LinearCrossEntropyLoss", differentiable=("input", "linear_weight", "linear_bias"),
       kernels=("linear_ce_class", "linear_ce_prob"),
-      extensions=("z_loss", "softcap", "chunk_size"))
+      extensions=("z_loss", "softcap", "chunk_size"),
+      batch_axes={"linear_weight": None, "linear_bias": None, "weight": None})
 def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
                          linear_bias: ArrayLike | None = None,
                          weight: ArrayLike | None = None, reduction: str = "mean",
                          ignore_index: int | None = None, label_smoothing: float = 0.0,
                          options: dict[str, Any] | None = None, z_loss: float = 0.0,
                          softcap: float | None = None, chunk_size: int | None = None,
+                         sample_weight: ArrayLike | None = None,
                          backend: str | None = None) -> Prepared:
     r"""Cross-entropy of the logits :math:`z = x W^\top + b`, without materialising them.
 

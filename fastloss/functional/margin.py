@@ -27,7 +27,9 @@ def class_rows(x, name="input"):
 
 @loss("HingeEmbeddingLoss", kernels=("hinge_embedding",))
 def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.0, *,
-                         reduction: str = "mean", backend: str | None = None) -> Prepared:
+                         reduction: str = "mean",
+                         sample_weight: ArrayLike | None = None,
+                         backend: str | None = None) -> Prepared:
     r"""Hinge embedding loss, for inputs that are distances and targets that are 1 or -1:
 
     .. math:: \ell_i = \begin{cases} x_i & y_i = 1 \\ \max(0, \Delta - x_i) & y_i = -1
@@ -67,6 +69,7 @@ def hinge_embedding_loss(input: ArrayLike, target: ArrayLike, margin: float = 1.
 
 @loss("SoftMarginLoss", kernels=("soft_margin",))
 def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                     sample_weight: ArrayLike | None = None,
                      backend: str | None = None) -> Prepared:
     r"""Two-class logistic loss, :math:`\ell_i = \log(1 + e^{-y_i x_i})`, targets 1 or -1.
 
@@ -103,6 +106,7 @@ def soft_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "m
 @loss("MarginRankingLoss", differentiable=("input1", "input2"), kernels=("margin_ranking",))
 def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
                         margin: float = 0.0, *, reduction: str = "mean",
+                        sample_weight: ArrayLike | None = None,
                         backend: str | None = None) -> Prepared:
     r"""Ranking loss: :math:`\ell_i = \max(0, -y_i (x_{1,i} - x_{2,i}) + \Delta)`, where
     :math:`y_i = 1` says :math:`x_1` should rank higher and :math:`y_i = -1` lower.
@@ -149,9 +153,10 @@ def margin_ranking_loss(input1: ArrayLike, input2: ArrayLike, target: ArrayLike,
                     float(math.prod(shape)), (wrt(0, x1, shape), wrt(1, x2, shape)))
 
 
-@loss("MultiMarginLoss", kernels=("multi_margin",))
+@loss("MultiMarginLoss", kernels=("multi_margin",), batch_axes={"weight": None})
 def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: int = 1, margin: float = 1.0,
                       weight: ArrayLike | None = None, *, reduction: str = "mean",
+                      sample_weight: ArrayLike | None = None,
                       backend: str | None = None) -> Prepared:
     r"""Multi-class hinge loss on class scores :math:`x_i` with class-index targets
     :math:`y_i`:
@@ -208,6 +213,7 @@ def multi_margin_loss(input: ArrayLike, target: ArrayLike, p: int = 1, margin: f
 
 @loss("MultiLabelMarginLoss", kernels=("multilabel_margin",))
 def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                           sample_weight: ArrayLike | None = None,
                            backend: str | None = None) -> Prepared:
     r"""Multi-label hinge loss. Each row of ``target`` lists the sample's classes, padded
     with -1: the classes read are those before the first -1. With :math:`J_i` that list
@@ -259,6 +265,7 @@ def multilabel_margin_loss(input: ArrayLike, target: ArrayLike, *, reduction: st
 @loss("MultiLabelSoftMarginLoss", kernels=("multilabel_soft_margin",))
 def multilabel_soft_margin_loss(input: ArrayLike, target: ArrayLike,
                                 weight: ArrayLike | None = None, *, reduction: str = "mean",
+                                sample_weight: ArrayLike | None = None,
                                 backend: str | None = None) -> Prepared:
     r"""Multi-label one-versus-all logistic loss, averaged over the C classes of the last
     dimension:

@@ -17,6 +17,7 @@ KL_REDUCTIONS = ("none", "batchmean", "sum", "mean")
 @loss("PoissonNLLLoss", kernels=("poisson_nll",))
 def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True,
                      full: bool = False, *, eps: float = 1e-8, reduction: str = "mean",
+                     sample_weight: ArrayLike | None = None,
                      backend: str | None = None) -> Prepared:
     r"""Negative log-likelihood of a Poisson target.
 
@@ -63,6 +64,7 @@ def poisson_nll_loss(input: ArrayLike, target: ArrayLike, log_input: bool = True
 @loss("GaussianNLLLoss", differentiable=("input", "var"), kernels=("gaussian_nll",))
 def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike,
                       full: bool = False, eps: float = 1e-6, reduction: str = "mean", *,
+                      sample_weight: ArrayLike | None = None,
                       backend: str | None = None) -> Prepared:
     r"""Negative log-likelihood of a Gaussian target with predicted mean and variance.
 
@@ -140,7 +142,9 @@ def gaussian_nll_loss(input: ArrayLike, target: ArrayLike, var: ArrayLike,
 
 @loss("KLDivLoss", kernels=("kl_div",))
 def kl_div(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
-           log_target: bool = False, backend: str | None = None) -> Prepared:
+           log_target: bool = False,
+           sample_weight: ArrayLike | None = None,
+           backend: str | None = None) -> Prepared:
     r"""Kullback-Leibler divergence of ``target`` from the distribution whose log-probabilities
     are ``input``, element by element:
 

@@ -9,7 +9,9 @@ from .._typing import ArrayLike, Prepared
 
 @loss("L1Loss", kernels=("l1",))
 def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
-            weight: ArrayLike | None = None, backend: str | None = None) -> Prepared:
+            weight: ArrayLike | None = None,
+            sample_weight: ArrayLike | None = None,
+            backend: str | None = None) -> Prepared:
     r"""Mean absolute error, :math:`\ell_i = w_i\,|x_i - y_i|`.
 
     Parameters
@@ -39,7 +41,9 @@ def l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
 
 @loss("MSELoss", kernels=("mse",))
 def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
-             weight: ArrayLike | None = None, backend: str | None = None) -> Prepared:
+             weight: ArrayLike | None = None,
+             sample_weight: ArrayLike | None = None,
+             backend: str | None = None) -> Prepared:
     r"""Mean squared error, :math:`\ell_i = w_i\,(x_i - y_i)^2`.
 
     Parameters and returns as :func:`l1_loss` (``weight`` mean divides by ``weight.sum()``).
@@ -56,7 +60,9 @@ def mse_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
 
 @loss("SmoothL1Loss", kernels=("smooth_l1", "l1"))
 def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
-                   beta: float = 1.0, backend: str | None = None) -> Prepared:
+                   beta: float = 1.0,
+                   sample_weight: ArrayLike | None = None,
+                   backend: str | None = None) -> Prepared:
     r"""Smooth L1: :math:`0.5 d^2/\beta` where :math:`|d| < \beta`, else :math:`|d| - 0.5\beta`,
     with :math:`d = x - y`. ``beta = 0`` is exactly :func:`l1_loss`; ``beta < 0`` raises.
 
@@ -80,7 +86,7 @@ def smooth_l1_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mea
 @loss("HuberLoss", kernels=("huber",))
 def huber_loss(input: ArrayLike, target: ArrayLike, reduction: str = "mean",
                delta: float = 1.0, weight: ArrayLike | None = None, *,
-               backend: str | None = None) -> Prepared:
+               sample_weight: ArrayLike | None = None, backend: str | None = None) -> Prepared:
     r"""Huber: :math:`0.5 d^2` where :math:`|d| < \delta`, else
     :math:`\delta(|d| - 0.5\delta)`; equals ``delta * smooth_l1_loss(beta=delta)``.
 

@@ -59,10 +59,12 @@ def _padded_targets(t, tl, n, batched):
     return out
 
 
-@loss("CTCLoss", differentiable=("log_probs",), kernels=("ctc",), extensions=("exact_grad",))
+@loss("CTCLoss", differentiable=("log_probs",), kernels=("ctc",), extensions=("exact_grad",),
+      batch_axes={"log_probs": 1})
 def ctc_loss(log_probs: ArrayLike, targets: ArrayLike, input_lengths: ArrayLike,
              target_lengths: ArrayLike, blank: int = 0, reduction: str = "mean",
              zero_infinity: bool = False, *, exact_grad: bool = False,
+             sample_weight: ArrayLike | None = None,
              backend: str | None = None) -> Prepared:
     r"""Connectionist temporal classification loss: the negative log-likelihood of the
     target sequence summed over all its alignments with the input.
