@@ -2,6 +2,7 @@
 what the kernel reads, byte order and low-precision dtypes, masked arrays, hyper-parameters
 torch refuses, and errors that name the argument. Registry-driven where the rule is
 general: every loss, and every backend present where the kernel matters."""
+import io
 import math
 import os
 import subprocess
@@ -641,3 +642,15 @@ def test_missing_c_backend_says_how_to_build_from_source():
                           "C kernels not built"), msg
     assert "`pip install .`" in msg and "source directory" in msg and "C compiler" in msg
     assert "--no-binary" not in msg and "--force-reinstall" not in msg
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_multi_margin_infinite_margin_is_inf_on_every_backend(p):
+    """margin=inf: every item's loss is inf (torch's), not NaN; the numba kernel added the
+    target's own term and took it back out, inf - inf."""
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    t = np.array([0, 1, 2, 3])
+    for backend in [b for b, (ok, _) in fastloss.show_backends(io.StringIO()).items() if ok]:
+        out = fastloss.multi_margin_loss(x, t, p=p, margin=np.inf, reduction="none",
+                                         backend=backend)
+        assert np.all(out == np.inf), (backend, out)
