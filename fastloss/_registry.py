@@ -114,7 +114,7 @@ LOSSES: dict[str, LossSpec] = {}
 
 def loss(class_name: str, differentiable: Sequence[str] = ("input",),
          kernels: Sequence[str] = (), extensions: Sequence[str] = (),
-         oracle: Oracle | str | None = SAME_AS_TORCH
+         oracle: Oracle | str | None = SAME_AS_TORCH,
          batch_axes: dict[str, int | None] | None = None
          ) -> Callable[[Callable[P, _engine.Prepared]], Callable[P, NDArray[Any]]]:
     """Turn `prepare(...) -> Prepared` into the public loss function and register it.
