@@ -151,6 +151,11 @@ FIRST_CASES = list({c.loss: c for c in reversed(CASES) if c.grad}.values())
 def test_dask_on_a_local_cluster_equals_in_memory(client, case):
     """One case per loss on the LocalCluster's two worker processes (pickling of the
     tasks, the workers' own registry and backends)."""
+    if case.loss == "log_cosh_loss":
+        # pytest --toy-loss registers tests/toy_loss.py in this process only: the workers
+        # are fresh processes whose registry has the package's losses (the toy's Dask
+        # path is checked on the local scheduler above)
+        pytest.skip("the test-only toy loss exists in the test process only")
     lazy, expected = _lazy_and_expected(case)
     for got, want in zip(dask.compute(*lazy), expected):
         _close(got, want)

@@ -88,6 +88,27 @@ def _numba_kernels():
     return fwd, vg
 
 
+_DOC = r"""Log-cosh loss, :math:`\ell_i = \log\cosh(x_i - y_i)` (a test-only loss).
+
+    Parameters
+    ----------
+    input : array_like, any shape, float32 or float64
+    target : array_like, broadcastable to ``input``
+    reduction : {"mean", "sum", "none"}
+
+    Returns
+    -------
+    ndarray
+        0-d for "mean"/"sum", the broadcast shape for "none"; dtype of the inputs.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> round(float(fastloss.log_cosh_loss(np.array([0.0, 1.0]), np.zeros(2))), 6)
+    0.21689
+    """
+
+
 # ---- 3. the registry row, public function and class ----------------------------------------
 
 def _define():
@@ -95,29 +116,14 @@ def _define():
     from fastloss.functional._common import pointwise
     from fastloss.losses import _Loss
 
-    @loss(CLASS_NAME, kernels=("log_cosh",), oracle=None)
     def log_cosh_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
                       backend: str | None = None) -> Prepared:
-        r"""Log-cosh loss, :math:`\ell_i = \log\cosh(x_i - y_i)` (a test-only loss).
-
-        Parameters
-        ----------
-        input : array_like, any shape, float32 or float64
-        target : array_like, broadcastable to ``input``
-        reduction : {"mean", "sum", "none"}
-
-        Returns
-        -------
-        ndarray
-            0-d for "mean"/"sum", the broadcast shape for "none"; dtype of the inputs.
-
-        Examples
-        --------
-        >>> import numpy as np, fastloss
-        >>> round(float(fastloss.log_cosh_loss(np.array([0.0, 1.0]), np.zeros(2))), 6)
-        0.21689
-        """
         return pointwise("log_cosh", input, target, reduction)
+
+    # its docstring indented as a module-level function's is (what @loss's
+    # sample_weight documentation anchors on), not as this nested one's
+    log_cosh_loss.__doc__ = _DOC
+    log_cosh_loss = loss(CLASS_NAME, kernels=("log_cosh",), oracle=None)(log_cosh_loss)
 
     class LogCoshLoss(_Loss):
         function = log_cosh_loss
@@ -146,11 +152,16 @@ def register():
     from cases import CASES
     if NAME in LOSSES:
         return LOSSES[NAME]
+    from fastloss import _kernels
+    # the backends first: at import they wrap (reference) or generate drivers for (numba)
+    # every declared kernel; then the kernel declared as a package kernel is (one row in
+    # fastloss/_kernels.py), with its functions put in the backends' namespaces
     reference = importlib.import_module("fastloss._reference")
     reference.log_cosh_fwd, reference.log_cosh_vg = log_cosh_fwd, log_cosh_vg
     if _dispatch._BACKENDS["numba"].available:
         numba_backend = importlib.import_module("fastloss._numba")
         numba_backend.log_cosh_fwd, numba_backend.log_cosh_vg = _numba_kernels()
+    _kernels.KERNELS.setdefault("log_cosh", _kernels._k("log_cosh", "elementwise", "x t"))
     _dispatch.clear_caches()
     fn, cls = _define()
     for module, public in ((fastloss.functional, fn), (fastloss.losses, cls)):
