@@ -183,7 +183,7 @@ def test_compiled_kernels_in_workers_with_weights(client):
     # and Numba's threading layer is TBB, which may be entered from any thread
     threads = client.run(lambda: fastloss.get_num_threads())
     assert set(threads.values()) == {1}, threads
-    layers = client.run(lambda: __import__("fastloss")._numba._common.STATE.layer)
+    layers = client.run(lambda: __import__("fastloss")._numba._threading.STATE.layer)
     assert set(layers.values()) <= {"tbb", "workqueue"}, layers
 
 
