@@ -261,8 +261,7 @@ def _grad_block(name, positions, call, backend, sample_weight, grad_output, deno
     `denom`: the whole array's denominator (None for "sum"/"none")."""
     spec = _spec(name)
     prep = spec.prepare(**call)
-    dtypes = [prep.wrt[p].dtype for p in positions]      # each input's own (Wrt.dtype)
-    dtypes = None if all(dt == prep.dtype for dt in dtypes) else dtypes
+    dtypes = _engine.input_grad_dtypes(prep, positions)
     if denom is not None:
         denom = float(np.asarray(denom).reshape(-1)[0])
     if sample_weight is None:
@@ -294,15 +293,22 @@ def _finish_total(total, denom, reduction, dtype):
 
 
 # -- graph builders ---------------------------------------------------------------------
+def _plan_call(spec, args, kwargs, sample_weight):
+    """What forward and value_and_grad both start from: (reduction, the chunk plan, the
+    item shape's tail, the computed dtype, a probe Prepared, the sample weights per chunk)."""
+    kwargs = dict(kwargs)
+    reduction = _default_reduction(spec, kwargs)
+    plan = _Plan(spec, args, kwargs)
+    tail, dtype, prep0 = plan.probe(reduction)
+    return reduction, plan, tail, dtype, prep0, plan.cut_items(sample_weight, "sample_weight",
+                                                               tail)
+
+
 def forward(spec, args, kwargs, backend, sample_weight):
     """A loss call with Dask inputs (or a Dask sample_weight): a lazy Dask array."""
     import dask
     import dask.array as da
-    kwargs = dict(kwargs)
-    reduction = _default_reduction(spec, kwargs)
-    plan = _Plan(spec, args, kwargs)
-    tail, dtype, _ = plan.probe(reduction)
-    sws = plan.cut_items(sample_weight, "sample_weight", tail)
+    reduction, plan, tail, dtype, _, sws = _plan_call(spec, args, kwargs, sample_weight)
     if reduction == "none":
         blocks = [da.from_delayed(dask.delayed(_none_block)(
                       spec.name, plan.call(i, "none"), backend, sws[i]),
@@ -328,11 +334,7 @@ def value_and_grad(spec, single, positions, args, kwargs, grad_output, backend,
     import dask
     import dask.array as da
     from ._validate import grad_output_scalar
-    kwargs = dict(kwargs)
-    reduction = _default_reduction(spec, kwargs)
-    plan = _Plan(spec, args, kwargs)
-    tail, dtype, prep0 = plan.probe(reduction)
-    sws = plan.cut_items(sample_weight, "sample_weight", tail)
+    reduction, plan, tail, dtype, prep0, sws = _plan_call(spec, args, kwargs, sample_weight)
     if reduction == "none":
         gos = plan.cut_items(grad_output, "grad_output", tail)
         denom = None

@@ -127,6 +127,14 @@ def forward(prep, backend=None):
     return reduce_total(total, reduction, denom, prep.dtype)
 
 
+def input_grad_dtypes(prep, which):
+    """The dtypes of the gradients of prep.wrt[which]: each input's own (Wrt.dtype), as
+    torch's autograd gives them when float32 and float64 inputs are mixed; None in the
+    common case where all are prep.dtype (value_and_grad's `grad_dtypes`)."""
+    dtypes = [prep.wrt[p].dtype for p in which]
+    return None if all(dt == prep.dtype for dt in dtypes) else dtypes
+
+
 def value_and_grad(prep, which, grad_output=None, out=None, backend=None, grad_dtypes=None,
                    names=None, raw_total=False):
     """Loss value and the gradients of the differentiable arguments numbered `which`

@@ -90,10 +90,7 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
                                else type(out).__name__))
         else:
             outs = tuple(out)
-        # each gradient in its own input's dtype (Wrt.dtype), as torch's autograd gives it
-        # when float32 and float64 inputs are mixed; None in the common case of one dtype
-        dtypes = [prep.wrt[p].dtype for p in positions]
-        dtypes = None if all(dt == prep.dtype for dt in dtypes) else dtypes
+        dtypes = _engine.input_grad_dtypes(prep, positions)
         if sample_weight is None:
             value, grads = _engine.value_and_grad(prep, positions, grad_output, outs, backend,
                                                   dtypes, spec.differentiable)
