@@ -98,7 +98,7 @@ def _decode(value: Any) -> Any:
             return functools.partial(_load(value["partial"]),
                                      **{k: _decode(v) for k, v in value["keywords"].items()})
         if set(value) == {"pairwise_distance"}:
-            from .functional.distance import PairwiseDistance
+            from .functional.rows import PairwiseDistance
             return PairwiseDistance(**value["pairwise_distance"])
     return value
 

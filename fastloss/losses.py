@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import functional as F
 from ._grad import value_and_grad as _value_and_grad
 from ._typing import Argnum
-from .functional.distance import PairwiseDistance
+from .functional.rows import PairwiseDistance
 
 __all__ = [
     "L1Loss",

@@ -56,7 +56,7 @@ def test_pairwise_forms_run_the_fused_triplet_kernel(swap, reduction):
     for fn in (None, fastloss.pairwise_distance):
         np.testing.assert_array_equal(F(A, P, N, distance_function=fn, swap=swap,
                                         reduction=reduction), default)
-    assert fastloss.functional.distance.fused_distance(NotCalled()) == (3.0, 1e-3)
+    assert fastloss.functional.rows.fused_distance(NotCalled()) == (3.0, 1e-3)
 
 
 def test_pairwise_distance_matches_its_definition():

@@ -426,7 +426,7 @@ def _synthetic_spec(name, extra_annotation=None):
     import inspect
     from fastloss import _engine
     from fastloss._registry import LossSpec
-    from fastloss.functional.regression import mse_loss
+    from fastloss.functional.elementwise import mse_loss
 
     def prepare(input, target, *, reduction="mean", scale=None):
         prep = LOSSES["mse_loss"].prepare(input, target, reduction=reduction)

@@ -138,7 +138,7 @@ def _define():
 
 def _cases():
     from cases import mixed, rows
-    from cases.regression import COMMON, pair
+    from cases.elementwise import COMMON, pair
     return rows(NAME, {**COMMON, "wide_range": pair((6, 5), scale=30.0),
                        "mixed_dtypes": mixed(pair((3, 4)), which=(1,))})
 
