@@ -1,7 +1,8 @@
 """The cffi builder of the "c" backend: the module ``fastloss._fastloss_c``.
 
-The cdef is generated from ``csrc/fastloss.h`` (comments and preprocessor lines removed),
-never copied by hand, so the header is the single source of the ABI.
+The cdef is generated from ``csrc/fastloss.h`` run through the C preprocessor (which
+expands the prototypes of the kernel list ``fl_list.h``; cffi's parser cannot expand
+macros), never copied by hand, so the header is the single source of the ABI.
 
 Used in two ways:
 
@@ -19,6 +20,7 @@ skip setting errno, and ``-fno-trapping-math`` only says nobody inspects FP exce
 import os
 import re
 import shlex
+import subprocess
 import sys
 
 from cffi import FFI
@@ -28,8 +30,8 @@ HEADER = os.path.join(HERE, "fastloss.h")
 MODULE = "fastloss._fastloss_c"
 SOURCES = ["fl_entry.c", "fl_pool.c", "fl_isa_base.c", "fl_isa_avx2.c"]
 # The kernel families (fastloss._kernels.FAMILIES) that have C kernels, one template each.
-DEPENDS = ["fastloss.h", "fl_kernels.h", "fl_pool.h", "fl_simd.h", "fl_real.h", "fl_isa_pass.h",
-           "classification.inc", "elementwise.inc", "rows.inc"]
+DEPENDS = ["fastloss.h", "fl_list.h", "fl_kernels.h", "fl_pool.h", "fl_simd.h", "fl_real.h",
+           "fl_isa_pass.h", "classification.inc", "elementwise.inc", "rows.inc"]
 COMPILE_ARGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi"]
 # Extra flags for both compiling and linking, e.g. the sanitizer build of .ci/sanitize.sh:
 # FASTLOSS_C_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
@@ -37,14 +39,19 @@ EXTRA_ARGS = shlex.split(os.environ.get("FASTLOSS_C_CFLAGS", ""))
 
 
 def cdef_from_header(path=HEADER):
-    """The declarations of `path` as cffi's parser wants them: no comments, no
-    preprocessor lines (include guard, ``#include <stdint.h>``: cffi knows int64_t)."""
-    with open(path) as f:
-        text = f.read()
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    text = re.sub(r"//[^\n]*", "", text)
-    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
-    return "\n".join(ln for ln in lines if ln.strip())
+    """The declarations of `path` as cffi's parser wants them: the header preprocessed
+    (``$CC -E -P``, macros expanded, comments gone) with ``FL_CDEF`` defined, which leaves
+    out ``#include <stdint.h>`` (cffi knows int64_t), one declaration per line."""
+    cc = shlex.split(os.environ.get("CC", "cc"))
+    try:
+        out = subprocess.run([*cc, "-E", "-P", "-DFL_CDEF", "-I", os.path.dirname(path), path],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or exc
+        raise RuntimeError(f"cannot preprocess {path} into the cffi cdef: {detail}") from exc
+    # one declaration per line: a generated row of the list expands to one long line
+    text = re.sub(r";\s*", ";\n", " ".join(out.split()))
+    return "\n".join(ln.strip() for ln in text.splitlines() if ln.strip())
 
 
 def abi_source(cdef):

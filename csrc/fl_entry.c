@@ -1,8 +1,9 @@
 /* The exported kernels of fastloss.h: each fills a job, picks the block function for the
  * dtype, the layout and the instruction set, and runs it through fl_run. Compiled once,
  * for the baseline target (it only dispatches). The definitions are made by one macro per
- * family for both dtypes; fastloss.h, included first, has every signature written out, and
- * the compiler checks these definitions against it. */
+ * family for both dtypes (for the listed element-wise kernels, one per row of fl_list.h);
+ * fastloss.h, included first, declares every signature, and the compiler checks these
+ * definitions against it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,7 +235,8 @@ static double pw_run(fl_block_fn *fn, const void *x, const void *x2, const void 
     return fl_run(fn, &J, n, fl_per_block(1));
 }
 
-/* The losses of x, t and an optional weight w, without a parameter (l1, mse, bce) ... */
+/* The listed element-wise kernels (fl_list.h): those of x, t and an optional weight w,
+ * without a parameter (l1, mse, bce) ... */
 #define FL_PW(NAME, SUF, REAL)                                                                  \
     double fl_##NAME##_fwd_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,      \
                                  int64_t n, REAL *loss_out, int64_t n_out)                      \
@@ -264,15 +266,44 @@ static double pw_run(fl_block_fn *fn, const void *x, const void *x2, const void 
         return pw_run(FL_PICK(NAME##_vg_##SUF), x, NULL, t, w, n_w, NULL, n, PARAM, gscale,     \
                       gvec, n_gvec, loss_out, n_out, gx, NULL);                                 \
     }
-#define FL_PW_BOTH(NAME) FL_PW(NAME, f32, float) FL_PW(NAME, f64, double)
-#define FL_PW_PARAM_BOTH(NAME, PARAM) \
+/* ... and the same without the weight (hinge_embedding, soft_margin): w NULL */
+#define FL_PW_NO_W(NAME, SUF, REAL)                                                             \
+    double fl_##NAME##_fwd_##SUF(const REAL *x, const REAL *t, int64_t n, REAL *loss_out,       \
+                                 int64_t n_out)                                                 \
+    {                                                                                           \
+        return pw_run(FL_PICK(NAME##_fwd_##SUF), x, NULL, t, NULL, 0, NULL, n, 0.0, 0.0, NULL,  \
+                      0, loss_out, n_out, NULL, NULL);                                          \
+    }                                                                                           \
+    double fl_##NAME##_vg_##SUF(const REAL *x, const REAL *t, int64_t n, double gscale,         \
+                                const REAL *gvec, int64_t n_gvec, REAL *loss_out,               \
+                                int64_t n_out, REAL *gx)                                        \
+    {                                                                                           \
+        return pw_run(FL_PICK(NAME##_vg_##SUF), x, NULL, t, NULL, 0, NULL, n, 0.0, gscale,      \
+                      gvec, n_gvec, loss_out, n_out, gx, NULL);                                 \
+    }
+#define FL_PW_NO_W_PARAM(NAME, PARAM, SUF, REAL)                                                \
+    double fl_##NAME##_fwd_##SUF(const REAL *x, const REAL *t, int64_t n, double PARAM,         \
+                                 REAL *loss_out, int64_t n_out)                                 \
+    {                                                                                           \
+        return pw_run(FL_PICK(NAME##_fwd_##SUF), x, NULL, t, NULL, 0, NULL, n, PARAM, 0.0,      \
+                      NULL, 0, loss_out, n_out, NULL, NULL);                                    \
+    }                                                                                           \
+    double fl_##NAME##_vg_##SUF(const REAL *x, const REAL *t, int64_t n, double PARAM,          \
+                                double gscale, const REAL *gvec, int64_t n_gvec,                \
+                                REAL *loss_out, int64_t n_out, REAL *gx)                        \
+    {                                                                                           \
+        return pw_run(FL_PICK(NAME##_vg_##SUF), x, NULL, t, NULL, 0, NULL, n, PARAM, gscale,    \
+                      gvec, n_gvec, loss_out, n_out, gx, NULL);                                 \
+    }
+/* one entry point pair per dtype for each row of the list (fl_list.h), by its form */
+#define FL_ENTRY_XTW(NAME) FL_PW(NAME, f32, float) FL_PW(NAME, f64, double)
+#define FL_ENTRY_XTW_P(NAME, PARAM) \
     FL_PW_PARAM(NAME, PARAM, f32, float) FL_PW_PARAM(NAME, PARAM, f64, double)
+#define FL_ENTRY_XT(NAME) FL_PW_NO_W(NAME, f32, float) FL_PW_NO_W(NAME, f64, double)
+#define FL_ENTRY_XT_P(NAME, PARAM) \
+    FL_PW_NO_W_PARAM(NAME, PARAM, f32, float) FL_PW_NO_W_PARAM(NAME, PARAM, f64, double)
 
-FL_PW_BOTH(l1)
-FL_PW_BOTH(mse)
-FL_PW_PARAM_BOTH(smooth_l1, beta)
-FL_PW_PARAM_BOTH(huber, delta)
-FL_PW_BOTH(bce)
+FL_ELEMENTWISE_KERNELS(FL_ENTRY_XTW, FL_ENTRY_XTW_P, FL_ENTRY_XT, FL_ENTRY_XT_P)
 
 #define FL_BINARY_MARGIN(SUF, REAL)                                                              \
     double fl_bce_logits_fwd_##SUF(const REAL *x, const REAL *t, const REAL *w, int64_t n_w,     \
@@ -291,32 +322,6 @@ FL_PW_BOTH(bce)
         fl_block_fn *fn = n_pw ? FL_PICK(bce_logits_pw_vg_##SUF) : FL_PICK(bce_logits_vg_##SUF); \
         return pw_run(fn, x, NULL, t, w, n_w, n_pw ? pw : NULL, n, 0.0, gscale, gvec, n_gvec,          \
                       loss_out, n_out, gx, NULL);                                                \
-    }                                                                                            \
-    double fl_hinge_embedding_fwd_##SUF(const REAL *x, const REAL *t, int64_t n, double margin,  \
-                                        REAL *loss_out, int64_t n_out)                           \
-    {                                                                                            \
-        return pw_run(FL_PICK(hinge_embedding_fwd_##SUF), x, NULL, t, NULL, 0, NULL, n, margin, 0.0,   \
-                      NULL, 0, loss_out, n_out, NULL, NULL);                                     \
-    }                                                                                            \
-    double fl_hinge_embedding_vg_##SUF(const REAL *x, const REAL *t, int64_t n, double margin,   \
-                                       double gscale, const REAL *gvec, int64_t n_gvec,          \
-                                       REAL *loss_out, int64_t n_out, REAL *gx)                  \
-    {                                                                                            \
-        return pw_run(FL_PICK(hinge_embedding_vg_##SUF), x, NULL, t, NULL, 0, NULL, n, margin, gscale, \
-                      gvec, n_gvec, loss_out, n_out, gx, NULL);                                  \
-    }                                                                                            \
-    double fl_soft_margin_fwd_##SUF(const REAL *x, const REAL *t, int64_t n, REAL *loss_out,     \
-                                    int64_t n_out)                                               \
-    {                                                                                            \
-        return pw_run(FL_PICK(soft_margin_fwd_##SUF), x, NULL, t, NULL, 0, NULL, n, 0.0, 0.0, NULL, 0, \
-                      loss_out, n_out, NULL, NULL);                                              \
-    }                                                                                            \
-    double fl_soft_margin_vg_##SUF(const REAL *x, const REAL *t, int64_t n, double gscale,       \
-                                   const REAL *gvec, int64_t n_gvec, REAL *loss_out,             \
-                                   int64_t n_out, REAL *gx)                                      \
-    {                                                                                            \
-        return pw_run(FL_PICK(soft_margin_vg_##SUF), x, NULL, t, NULL, 0, NULL, n, 0.0, gscale, gvec,  \
-                      n_gvec, loss_out, n_out, gx, NULL);                                        \
     }                                                                                            \
     double fl_margin_ranking_fwd_##SUF(const REAL *x1, const REAL *x2, const REAL *t, int64_t n, \
                                        double margin, REAL *loss_out, int64_t n_out)             \

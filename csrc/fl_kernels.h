@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "fl_list.h"
 #include "fl_pool.h"
 #include "fl_simd.h"   /* fl_i64u */
 
@@ -82,6 +83,11 @@ extern int fl_isa_active;
 #endif
 
 #define FL_DECL_BOTH(name) FL_DECL(name##_f32); FL_DECL(name##_f64)
+/* the block functions of a listed element-wise kernel (fl_list.h), whatever its form */
+#define FL_DECL_KERNEL(name) FL_DECL_BOTH(name##_fwd); FL_DECL_BOTH(name##_vg);
+#define FL_DECL_KERNEL_P(name, param) FL_DECL_KERNEL(name)
+
+FL_ELEMENTWISE_KERNELS(FL_DECL_KERNEL, FL_DECL_KERNEL_P, FL_DECL_KERNEL, FL_DECL_KERNEL_P)
 
 FL_DECL_BOTH(targets);
 FL_DECL_BOTH(nll_fwd);
@@ -94,24 +100,10 @@ FL_DECL_BOTH(ce_prob_fwd_rows);
 FL_DECL_BOTH(ce_prob_vg_rows);
 FL_DECL_BOTH(ce_prob_fwd_lanes);
 FL_DECL_BOTH(ce_prob_vg_lanes);
-FL_DECL_BOTH(l1_fwd);
-FL_DECL_BOTH(l1_vg);
-FL_DECL_BOTH(mse_fwd);
-FL_DECL_BOTH(mse_vg);
-FL_DECL_BOTH(smooth_l1_fwd);
-FL_DECL_BOTH(smooth_l1_vg);
-FL_DECL_BOTH(huber_fwd);
-FL_DECL_BOTH(huber_vg);
-FL_DECL_BOTH(bce_fwd);
-FL_DECL_BOTH(bce_vg);
 FL_DECL_BOTH(bce_logits_fwd);
 FL_DECL_BOTH(bce_logits_vg);
 FL_DECL_BOTH(bce_logits_pw_fwd);
 FL_DECL_BOTH(bce_logits_pw_vg);
-FL_DECL_BOTH(hinge_embedding_fwd);
-FL_DECL_BOTH(hinge_embedding_vg);
-FL_DECL_BOTH(soft_margin_fwd);
-FL_DECL_BOTH(soft_margin_vg);
 FL_DECL_BOTH(margin_ranking_fwd);
 FL_DECL_BOTH(margin_ranking_vg);
 FL_DECL_BOTH(multi_margin_fwd);

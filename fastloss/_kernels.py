@@ -1,5 +1,8 @@
 """The kernels, declared once: each kernel's arrays, scalar parameters, gradient outputs
-and target statistics, its family, and which backends must provide it.
+and target statistics, its family, and which Python backends must provide it (the C
+backend provides the kernels its header declares, ``csrc/fastloss.h`` and its kernel list
+``csrc/fl_list.h``: `c_kernels`). A loss's registry row may declare its kernel instead,
+when it has its family's standard signature (`STANDARD`, `declare_standard`).
 
 A kernel ``k`` is a pair of functions of the contract in ``fastloss._engine``, with these
 arguments, in this order, under these names, in every backend::
@@ -39,7 +42,8 @@ class Kernel:
     grads: tuple = ("x",)      # the arrays a _vg kernel writes gradients of ("g" + name)
     optional: tuple = ()       # arrays that may be empty, meaning absent (no weight)
     target_stats: bool = False  # the _fwd kernel counts class targets (fills target_stats)
-    backends: tuple = ("numpy", "numba")   # the backends that must provide it
+    backends: tuple = ("numpy", "numba")   # the Python backends that must provide it (the
+                                           #   C backend: what its module exports, c_kernels)
     suffixes: tuple = ("_fwd", "_vg")
 
     def functions(self):
@@ -70,33 +74,31 @@ def _k(name, family, arrays, params="", grads="x", backends="numpy numba", **kw)
                   backends=tuple(backends.split()), **kw)
 
 
-_ALL = "numpy numba c"
 KERNELS = {k.name: k for k in [
     # classification: scores (N, C, D), targets by index (int64) or probability
     _k("class_targets", "classification", "t w?",
-       "n_classes:int ignore_index:int use_ignore:bool", grads="", backends=_ALL,
-       suffixes=("",)),
-    _k("nll", "classification", "x t w?", "ignore_index:int", target_stats=True, backends=_ALL),
+       "n_classes:int ignore_index:int use_ignore:bool", grads="", suffixes=("",)),
+    _k("nll", "classification", "x t w?", "ignore_index:int", target_stats=True),
     _k("ce_class", "classification", "x t w?", "ignore_index:int label_smoothing",
-       target_stats=True, backends=_ALL),
-    _k("ce_prob", "classification", "x p w?", "label_smoothing", backends=_ALL),
+       target_stats=True),
+    _k("ce_prob", "classification", "x p w?", "label_smoothing"),
     # elementwise: flat arrays of one length; w is the element weight
-    _k("l1", "elementwise", "x t w?", backends=_ALL),
-    _k("mse", "elementwise", "x t w?", backends=_ALL),
-    _k("smooth_l1", "elementwise", "x t w?", "beta", backends=_ALL),
-    _k("huber", "elementwise", "x t w?", "delta", backends=_ALL),
-    _k("bce", "elementwise", "x t w?", backends=_ALL),
-    _k("bce_logits", "elementwise", "x t w? pw?", backends=_ALL),
+    _k("l1", "elementwise", "x t w?"),
+    _k("mse", "elementwise", "x t w?"),
+    _k("smooth_l1", "elementwise", "x t w?", "beta"),
+    _k("huber", "elementwise", "x t w?", "delta"),
+    _k("bce", "elementwise", "x t w?"),
+    _k("bce_logits", "elementwise", "x t w? pw?"),
     _k("poisson_nll", "elementwise", "x t", "log_input:bool full:bool eps"),
     _k("gaussian_nll", "elementwise", "x t v", "full:bool eps", grads="x v"),
     _k("kl_div", "elementwise", "x t", "log_target:bool"),
-    _k("hinge_embedding", "elementwise", "x t", "margin", backends=_ALL),
-    _k("soft_margin", "elementwise", "x t", backends=_ALL),
-    _k("margin_ranking", "elementwise", "x1 x2 t", "margin", grads="x1 x2", backends=_ALL),
+    _k("hinge_embedding", "elementwise", "x t", "margin"),
+    _k("soft_margin", "elementwise", "x t"),
+    _k("margin_ranking", "elementwise", "x1 x2 t", "margin", grads="x1 x2"),
     # rows: one item per row of (N, C) / (N, D) arrays
-    _k("multi_margin", "rows", "x t w?", "p:int margin", backends=_ALL),
+    _k("multi_margin", "rows", "x t w?", "p:int margin"),
     _k("multilabel_margin", "rows", "x t"),
-    _k("multilabel_soft_margin", "rows", "x y w?", backends=_ALL),
+    _k("multilabel_soft_margin", "rows", "x y w?"),
     _k("cosine_embedding", "rows", "x1 x2 t", "margin", grads="x1 x2"),
     _k("triplet_margin", "rows", "a pos neg", "margin p eps swap:bool", grads="a pos neg"),
     _k("triplet_distance", "rows", "a pos neg", "margin swap:bool fn:object",
@@ -114,16 +116,54 @@ KERNELS = {k.name: k for k in [
 ]}
 
 
+# The standard signature of a family: a kernel a loss names in its registry row without a
+# declaration here is declared with it (``fastloss._registry.loss``), so that adding a loss
+# of that shape touches no row of this file. elementwise: input and target, flat and
+# broadcast (what ``functional._common.pointwise`` passes without weights or parameters);
+# rows: scores (N, C) and int64 class indices (N,).
+STANDARD = {"elementwise": "x t", "rows": "x t"}
+
+
+def declare_standard(name, family):
+    """Declare kernel `name` with the standard signature of `family` (numpy and numba
+    must provide it, as any declared kernel); returns the declaration. A kernel already
+    declared is returned as it is."""
+    if name in KERNELS:
+        return KERNELS[name]
+    if family not in STANDARD:
+        raise ValueError(f"kernels: {name!r} is not declared in fastloss._kernels, and the "
+                         f"{family!r} family has no standard signature to declare it with "
+                         f"(families that have one: {', '.join(STANDARD)})")
+    KERNELS[name] = _k(name, family, STANDARD[family])
+    return KERNELS[name]
+
+
 def functions():
     """{function name: (kernel, suffix)} for every function of every kernel."""
     return {k.name + s: (k, s) for k in KERNELS.values() for s in k.suffixes}
 
 
 def required_kernels(backend):
-    """The function names `backend` ("numpy", "numba", "c") must provide, sorted."""
+    """The function names `backend` ("numpy", "numba", "c") must provide, sorted. For "c",
+    those of the kernels whose C functions the compiled module exports (`c_kernels`; none
+    without it): which kernels C has is its header's (and kernel list's) to say, and
+    tests/test_kernels.py checks the header against these declarations."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "c":
+        try:
+            from . import _cffi
+        except ImportError:
+            return []
+        return sorted(f for k in c_kernels(_cffi._ABI) for f in k.functions())
     return sorted(f for k in KERNELS.values() if backend in k.backends for f in k.functions())
+
+
+def c_kernels(abi):
+    """The declared kernels whose every function has both C symbols in `abi` (a
+    `parse_cdef` result), in declaration order."""
+    return [k for k in KERNELS.values()
+            if all(c_name(k, s, dt) in abi for s in k.suffixes for dt in ("f32", "f64"))]
 
 
 def of_family(family):

@@ -115,7 +115,7 @@ LOSSES: dict[str, LossSpec] = {}
 def loss(class_name: str, differentiable: Sequence[str] = ("input",),
          kernels: Sequence[str] = (), extensions: Sequence[str] = (),
          oracle: Oracle | str | None = SAME_AS_TORCH,
-         batch_axes: dict[str, int | None] | None = None
+         batch_axes: dict[str, int | None] | None = None, family: str | None = None
          ) -> Callable[[Callable[P, _engine.Prepared]], Callable[P, NDArray[Any]]]:
     """Turn `prepare(...) -> Prepared` into the public loss function and register it.
 
@@ -132,14 +132,22 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
     (float64 golden fixtures, finite differences, every backend) and the benchmark has
     no torch peer for it.
     `batch_axes` the arguments whose batch axis is not their first (see LossSpec).
+    `family` is the kernel family of the loss (``fastloss._kernels.FAMILIES``), by default
+    that of the module it is defined in (``fastloss.functional.<family>``): a kernel in
+    `kernels` that ``fastloss._kernels`` does not declare is declared with that family's
+    standard signature (``_kernels.STANDARD``, element-wise ``x t``); in a family without
+    one it is a ValueError. (A misspelt standard kernel then fails
+    tests/test_kernels.py: no backend provides it.)
     """
-    undeclared = [k for k in kernels if k not in _kernels.KERNELS]
-    if undeclared:   # a typo here would only show as a LookupError at the first call
-        raise ValueError(f"kernels: {', '.join(map(repr, undeclared))} not declared in "
-                         "fastloss._kernels")
-
     def decorate(prepare: Callable[P, _engine.Prepared]) -> Callable[P, NDArray[Any]]:
         name = prepare.__name__
+        home = family or _family_of_module(prepare.__module__)
+        for k in kernels:
+            if k not in _kernels.KERNELS:
+                if home is None:   # a typo would only show as a LookupError at the first call
+                    raise ValueError(f"kernels: {k!r} is not declared in fastloss._kernels "
+                                     f"(and {name} names no family to declare it with)")
+                _kernels.declare_standard(k, home)
 
         @functools.wraps(prepare)
         def public(*args: Any, backend: str | None = None, sample_weight: Any = None,
@@ -180,6 +188,13 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
                                 tuple((batch_axes or {}).items()))
         return cast("Callable[P, NDArray[Any]]", public)
     return decorate
+
+
+def _family_of_module(module: str) -> str | None:
+    """``"fastloss.functional.elementwise"`` -> ``"elementwise"``; None for any module
+    that is not a family module of fastloss.functional."""
+    head, _, tail = module.rpartition(".")
+    return tail if head == "fastloss.functional" and tail in _kernels.FAMILIES else None
 
 
 SAMPLE_WEIGHT_DOC = """\

@@ -2,6 +2,11 @@
 function of the same loss in fastloss.functional. ``backend=`` may be given to any
 constructor to pin the backend for that object.
 
+A class with torch's constructor (its own argument order, positional where torch's is) is
+written out here. A loss whose class is not (one torch does not have) gets one made from
+its registry row (``class_name``) and function: its hyper-parameters (the function's
+arguments with defaults) keyword-only, with the function's defaults (`make_class`).
+
     >>> import numpy as np, fastloss
     >>> criterion = fastloss.CrossEntropyLoss(label_smoothing=0.1)
     >>> loss = criterion(np.zeros((4, 3)), np.array([0, 1, 2, 0]))
@@ -9,12 +14,14 @@ constructor to pin the backend for that object.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, ClassVar, Sequence, overload
 
 from numpy.typing import ArrayLike, NDArray
 
 from . import functional as F
 from ._grad import value_and_grad as _value_and_grad
+from ._registry import LOSSES, LossSpec
 from ._typing import Argnum
 from .functional.rows import PairwiseDistance
 
@@ -311,3 +318,46 @@ class LinearCrossEntropyLoss(_Loss):
                   grad_output=grad_output, out=out,  # type: ignore[arg-type]
                   backend=self.backend, sample_weight=sample_weight,
                   **self.hyper_parameters)
+
+
+def make_class(spec: LossSpec) -> type[_Loss]:
+    """The class of a loss that has none written out: ``Cls(*, <hyper-parameters>,
+    backend=None)``, the hyper-parameters being the function's arguments that have a
+    default (not ``backend``/``sample_weight``), keyword-only, with the same defaults."""
+    params = inspect.signature(spec.prepare).parameters.values()
+    hyper = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params
+             if p.default is not p.empty and p.name not in ("backend", "sample_weight")]
+    defaults = {p.name: p.default for p in hyper}
+
+    def __init__(self: _Loss, *, backend: str | None = None, **hyper_parameters: Any) -> None:
+        unknown = sorted(set(hyper_parameters) - set(defaults))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
+                            f"{', '.join(unknown)}; it takes {', '.join(defaults)} and backend")
+        _Loss.__init__(self, backend, **{**defaults, **hyper_parameters})
+
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *hyper,
+         inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None,
+                           annotation="str | None")], return_annotation=None)
+    doc = (f"The class form of :func:`fastloss.{spec.name}`: stores its hyper-parameters "
+           f"({', '.join(defaults)}; keyword-only) and calls it.")
+    return type(spec.class_name, (_Loss,), {
+        "function": spec.function, "__init__": __init__, "__doc__": doc,
+        "__module__": __name__, "__qualname__": spec.class_name})
+
+
+def add_missing_classes(namespace: dict[str, Any] | None = None) -> list[type[_Loss]]:
+    """Make (`make_class`) the class of every registry loss that has none in this module,
+    add it here (and to ``__all__``); the classes made. Idempotent."""
+    namespace = globals() if namespace is None else namespace
+    made = []
+    for spec in list(LOSSES.values()):
+        if spec.class_name not in namespace:
+            cls = namespace[spec.class_name] = make_class(spec)
+            namespace["__all__"].append(spec.class_name)
+            made.append(cls)
+    return made
+
+
+add_missing_classes()

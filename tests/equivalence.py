@@ -7,33 +7,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastloss import _dispatch
+from fastloss import _dispatch, _kernels
 
 # ---- the kernels each backend must provide ------------------------------------------------
-
-# The C backend's kernels (issue 4); every other kernel falls through to numba/numpy.
-C_REQUIRED = ("class_targets", "nll", "ce_class", "ce_prob", "bce", "bce_logits",
-              "hinge_embedding", "margin_ranking", "soft_margin", "multi_margin",
-              "multilabel_soft_margin", "l1", "mse", "smooth_l1", "huber")
-
-
-def _with_suffixes(bases):
-    """Kernel base names -> the full names (`class_targets` has no _fwd/_vg pair)."""
-    return {k for b in bases for k in ((b,) if b == "class_targets" else (b + "_fwd", b + "_vg"))}
-
 
 def required_kernels(backend):
     """The full kernel names (``ce_class_fwd``, ``class_targets`` ...) that `backend` must
     provide: a missing one fails the test of every case that uses it instead of falling
-    through unnoticed. numba: every kernel of the reference; c: C_REQUIRED; any other
-    backend (a plug-in): none. The one place to read a kernel declaration from, when
-    there is one."""
-    reference = _dispatch._BACKENDS["numpy"]
-    if backend == "numba":
-        return set(reference.kernel_names()) | {"class_targets"}
-    if backend == "c":
-        return _with_suffixes(C_REQUIRED)
-    return set()
+    through unnoticed. Read from the one declaration, ``fastloss._kernels`` (each kernel's
+    ``backends``); a backend it does not know (a plug-in) must provide none."""
+    if backend not in _kernels.BACKENDS:
+        return set()
+    return set(_kernels.required_kernels(backend))
 
 
 # ---- the backend variants ------------------------------------------------------------------

@@ -187,6 +187,8 @@ def test_every_benchmark_row_is_a_registry_loss():
         stale = sorted(set(rows) - set(LOSSES))
         assert not stale, f"{table} has rows for losses the registry lacks: {stale}"
     assert all(g.loss == name for name, g in data.GENERATORS.items())
+    # and a row that only repeats its loss's default (standard kernel arrays) is stale too
+    assert data.redundant_generators() == []
 
 
 def test_torch_peer_follows_the_registry_oracle(monkeypatch):

@@ -7,16 +7,24 @@ twin). It proves that a loss without a torch twin passes the whole suite: its or
 the reference, finite differences and every backend against the reference.
 
 It is what adding an element-wise loss with its gradient takes, each part where it would
-live in the package (here injected into those namespaces instead, since it must not ship):
+live in the package (here injected into those namespaces instead, since it must not ship),
+four places, all in the element-wise family's modules (one taxonomy in every layer):
 
-1. its reference math (``fastloss/_reference/regression.py``): ``log_cosh_fwd/_vg``;
-2. its Numba loop (``fastloss/_numba/elementwise.py``): the same two kernels;
-3. its registry row and public function (``fastloss/functional/regression.py``, with
-   ``oracle=None``), exported (``functional/__init__.py``), and its class
-   (``fastloss/losses.py``);
-4. its case rows (``tests/cases/regression.py``);
-plus the benchmark's data row (``fastloss/_bench/data.py``), which the tripwires ask for,
-and its golden fixture, generated. No C kernel: calls on the C backend fall through.
+1. its reference math (``fastloss/_reference/elementwise.py``): ``log_cosh_fwd/_vg``;
+2. its Numba loop (``fastloss/_numba/elementwise.py``): in the package only the
+   ``_log_cosh_pts`` loop, whose block and drivers are generated from the declaration (the
+   toy writes two serial kernels instead, so as not to write Numba's on-disk cache);
+3. its registry row and public function (``fastloss/functional/elementwise.py``, with
+   ``oracle=None``; its name in that module's ``__all__``). The row declares the kernel
+   (``log_cosh``: the element-wise standard signature ``x t``, nothing in
+   ``fastloss/_kernels.py``) and the class is made from the function
+   (``fastloss.losses.make_class``: nothing in ``losses.py``);
+4. its case rows (``tests/cases/elementwise.py``).
+
+The benchmark's data comes from the kernel's standard signature (no row in
+``fastloss/_bench/data.py``) and the golden fixture is generated. No C kernel here: calls
+on the C backend fall through (with one, it is two more places: its math in
+``csrc/elementwise.inc`` and its row in the C kernel list).
 """
 from __future__ import annotations
 
@@ -109,12 +117,11 @@ _DOC = r"""Log-cosh loss, :math:`\ell_i = \log\cosh(x_i - y_i)` (a test-only los
     """
 
 
-# ---- 3. the registry row, public function and class ----------------------------------------
+# ---- 3. the registry row and public function (the class is made from them) ----------------------------------------
 
 def _define():
     from fastloss._registry import loss
     from fastloss.functional._common import pointwise
-    from fastloss.losses import _Loss
 
     def log_cosh_loss(input: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
                       backend: str | None = None) -> Prepared:
@@ -123,15 +130,10 @@ def _define():
     # its docstring indented as a module-level function's is (what @loss's
     # sample_weight documentation anchors on), not as this nested one's
     log_cosh_loss.__doc__ = _DOC
-    log_cosh_loss = loss(CLASS_NAME, kernels=("log_cosh",), oracle=None)(log_cosh_loss)
-
-    class LogCoshLoss(_Loss):
-        function = log_cosh_loss
-
-        def __init__(self, reduction: str = "mean", *, backend: str | None = None) -> None:
-            super().__init__(backend, reduction=reduction)
-
-    return log_cosh_loss, LogCoshLoss
+    # family: what a loss in fastloss/functional/elementwise.py gets from its module
+    log_cosh_loss = loss(CLASS_NAME, kernels=("log_cosh",), oracle=None,
+                         family="elementwise")(log_cosh_loss)
+    return log_cosh_loss
 
 
 # ---- 4. case rows (the regression family's shapes and edges) -------------------------------
@@ -147,29 +149,27 @@ def register():
     """Register the toy loss everywhere a package loss lives (idempotent); its spec."""
     import fastloss
     from fastloss import _dispatch
-    from fastloss._bench import data
     from fastloss._registry import LOSSES
     from cases import CASES
     if NAME in LOSSES:
         return LOSSES[NAME]
-    from fastloss import _kernels
     # the backends first: at import they wrap (reference) or generate drivers for (numba)
-    # every declared kernel; then the kernel declared as a package kernel is (one row in
-    # fastloss/_kernels.py), with its functions put in the backends' namespaces
+    # every declared kernel (the registry row declares log_cosh), with its functions put
+    # in the backends' namespaces
     reference = importlib.import_module("fastloss._reference")
     reference.log_cosh_fwd, reference.log_cosh_vg = log_cosh_fwd, log_cosh_vg
     if _dispatch._BACKENDS["numba"].available:
         numba_backend = importlib.import_module("fastloss._numba")
         numba_backend.log_cosh_fwd, numba_backend.log_cosh_vg = _numba_kernels()
-    _kernels.KERNELS.setdefault("log_cosh", _kernels._k("log_cosh", "elementwise", "x t"))
+    fn = _define()
     _dispatch.clear_caches()
-    fn, cls = _define()
-    for module, public in ((fastloss.functional, fn), (fastloss.losses, cls)):
-        setattr(module, public.__name__, public)
-        module.__all__.append(public.__name__)
+    # what the package does at import: the family module's __all__ exports the function,
+    # fastloss.losses makes the class of a registry row that has none written out
+    (cls,) = fastloss.losses.add_missing_classes()
+    fastloss.functional.log_cosh_loss = fn
+    fastloss.functional.__all__.append(NAME)
     for public in (fn, cls):
         setattr(fastloss, public.__name__, public)
         fastloss.__all__.append(public.__name__)
     CASES[NAME] = _cases()
-    data.GENERATORS[NAME] = data.Generator(NAME, "elementwise", data._pair)
     return LOSSES[NAME]

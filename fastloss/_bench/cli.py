@@ -129,7 +129,7 @@ def make_plan(ns):
     losses = _split(ns.loss) or list(LOSSES)
     _choose(losses, list(LOSSES), "loss")
     if ns.loss:
-        missing = [loss for loss in losses if loss not in data.GENERATORS]
+        missing = [loss for loss in losses if data.generator(loss) is None]
         if missing:
             raise UsageError(f"no data generator for {', '.join(missing)} "
                              "(add one to fastloss/_bench/data.py)")
@@ -208,7 +208,7 @@ def list_everything(out=None):
     out = out or sys.stdout
     print("losses (default sizes; --quick size):", file=out)
     for loss in LOSSES:
-        gen = data.GENERATORS.get(loss)
+        gen = data.generator(loss)
         if gen is None:
             print(f"  {loss:<34} NO DATA GENERATOR", file=out)
             continue

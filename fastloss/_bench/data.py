@@ -14,8 +14,10 @@ Three kinds of shape:
 * ``rows``: ``(N, D)`` — N pairs or triplets of D-vectors (cosine, triplet), 65536 x 256
   by default, i.e. 16M elements per input.
 
-Every loss in ``fastloss._registry.LOSSES`` must have a row here; a loss without one is
-an error (see ``missing_generators``), not silently left out of the benchmark.
+Every loss in ``fastloss._registry.LOSSES`` must have a generator: a row here, or the
+default of its kernel's standard signature (``default_generator``); a loss with neither is
+an error (see ``missing_generators``), not silently left out of the benchmark, and a row
+that repeats the default is stale (``redundant_generators``).
 """
 import re
 import zlib
@@ -243,11 +245,11 @@ def _linear_part(args, n):
     return (x[:n], w, t[:n])
 
 
+# The losses whose data must be special. A loss whose first kernel has a family's standard
+# arrays (fastloss._kernels.STANDARD: x and t, besides optional ones) needs no row: it gets
+# `default_generator`'s (l1, mse, smooth_l1, huber, multi_margin do). The seed depends on
+# the loss, shape and dtype only, so a default makes the same data a row would.
 _ROWS = [
-    Generator("l1_loss", "elementwise", _pair),
-    Generator("mse_loss", "elementwise", _pair),
-    Generator("smooth_l1_loss", "elementwise", _pair),
-    Generator("huber_loss", "elementwise", _pair),
     Generator("poisson_nll_loss", "elementwise", _poisson),
     Generator("gaussian_nll_loss", "elementwise", _gaussian),
     Generator("binary_cross_entropy", "elementwise", _bce),
@@ -260,7 +262,6 @@ _ROWS = [
     # 8x10: the cost of a tiny call, dispatch included (issues 3 and 4 set targets for it)
     Generator("cross_entropy", "class", _class_logits,
               sizes=((M, 10), (65536, 1000), (4096, 32000), (8, 10))),
-    Generator("multi_margin_loss", "class", _class_logits),
     Generator("multilabel_margin_loss", "class", _multilabel_margin),
     Generator("multilabel_soft_margin_loss", "class", _multilabel_soft),
     Generator("cosine_embedding_loss", "rows", _cosine),
@@ -272,19 +273,46 @@ _ROWS = [
 GENERATORS = {g.loss: g for g in _ROWS}
 
 
+def default_generator(loss):
+    """The generator of a loss that has no row in GENERATORS, from its first kernel's
+    declaration: element-wise ``x t`` -> two normal arrays (16M elements); rows ``x t``
+    -> (N, C) logits and class indices. None for another signature, or a loss the
+    registry does not have."""
+    from .. import _kernels
+    from .._registry import LOSSES
+    spec = LOSSES.get(loss)
+    if spec is None or not spec.kernels:
+        return None
+    k = _kernels.KERNELS[spec.kernels[0]]
+    if tuple(a for a in k.arrays if a not in k.optional) != ("x", "t"):
+        return None
+    make = {"elementwise": ("elementwise", _pair), "rows": ("class", _class_logits)}.get(k.family)
+    return None if make is None else Generator(loss, *make)
+
+
+def generator(loss):
+    """The generator of `loss`: its row in GENERATORS, else its default; None if neither."""
+    return GENERATORS.get(loss) or default_generator(loss)
+
+
 def missing_generators(losses=None):
-    """Registry losses that have no generator here (must be empty)."""
+    """Registry losses that have no generator, neither a row nor a default (must be empty)."""
     if losses is None:
         from .._registry import LOSSES as losses
-    return sorted(name for name in losses if name not in GENERATORS)
+    return sorted(name for name in losses if generator(name) is None)
+
+
+def redundant_generators():
+    """Rows of GENERATORS that only repeat their loss's default (must be empty)."""
+    return sorted(name for name, g in GENERATORS.items() if g == default_generator(name))
 
 
 def generator_for(loss):
-    try:
-        return GENERATORS[loss]
-    except KeyError:
+    gen = generator(loss)
+    if gen is None:
         raise LookupError(f"fastloss bench has no data generator for loss {loss!r}: add a "
-                          "Generator row to fastloss/_bench/data.py") from None
+                          "Generator row to fastloss/_bench/data.py")
+    return gen
 
 
 def leading_slice(args, n_rows):

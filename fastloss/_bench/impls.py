@@ -329,8 +329,8 @@ def fastloss_backends():
 
 def _wrt(loss):
     """The arguments value+grad differentiates for `loss` (the generator's choice)."""
-    from .data import GENERATORS
-    gen = GENERATORS.get(loss)
+    from .data import generator
+    gen = generator(loss)
     return gen.wrt if gen is not None else (0,)
 
 

@@ -236,7 +236,7 @@ def make_cases(losses, sizes, quick):
     the size does not fit."""
     cases, unfit = [], []
     for loss in losses:
-        gen = data.GENERATORS.get(loss)
+        gen = data.generator(loss)
         if gen is None:
             cases.append({"loss": loss, "size": "-", "shape": [],
                           "error": f"no data generator for {loss} in fastloss/_bench/data.py"})

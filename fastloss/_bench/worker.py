@@ -342,7 +342,7 @@ def check_result(job, case, mode, impl, bound, result, args, kwargs):
         on = "full"
     else:
         rows = data.rows_for(args, limit)
-        gen = data.GENERATORS.get(case["loss"])
+        gen = data.generator(case["loss"])
         part = gen.part(args, rows) if gen is not None and gen.part else \
             data.leading_slice(args, rows)
         small = impl.build(case["loss"], mode, part, kwargs)

@@ -44,7 +44,7 @@ def sum_partials(partial):
 # file name, the generated functions are that module's own (their cache is stamped with
 # its source file, as for the functions written out in it).
 _DRIVERS = """
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache={cache}, error_model="numpy", parallel=True)
 def {name}_par({args}):
     partial = np.empty(({count} + {per_block} - 1) // {per_block})
     # prange(0, n), not prange(n): Numba types the index of prange(n) as uint64 in the
@@ -54,7 +54,7 @@ def {name}_par({args}):
     return sum_partials(partial)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache={cache}, error_model="numpy")
 def {name}_ser({args}):
     partial = np.empty(({count} + {per_block} - 1) // {per_block})
     for b in range(partial.shape[0]):
@@ -73,13 +73,14 @@ def define(namespace, source):
     exec(compile(source, namespace["__file__"], "exec"), namespace)
 
 
-def block_drivers(namespace, name, block, args, count, per_block):
+def block_drivers(namespace, name, block, args, count, per_block, cache=True):
     """Define ``<name>_par`` and ``<name>_ser`` in `namespace`: the parallel and serial
     drivers summing ``block(b, *args)`` over the blocks ``b`` of ``count`` units (an
     expression in `args`, e.g. ``"x.shape[0]"``), ``per_block`` (a number, or a constant
-    of the module) units each. Returns the two."""
+    of the module) units each. Returns the two. (``cache=False``: a test's kernel, kept
+    out of Numba's on-disk cache.)"""
     define(namespace, _DRIVERS.format(name=name, block=block, args=", ".join(args),
-                                      count=count, per_block=per_block))
+                                      count=count, per_block=per_block, cache=cache))
     return namespace[name + "_par"], namespace[name + "_ser"]
 
 

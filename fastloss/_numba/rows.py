@@ -5,6 +5,13 @@ Every loss has one row function computing the row's loss (and, when asked, writi
 gradient) and a block function summing ``ROWS`` rows in float64; its serial and parallel
 drivers over the same blocks are generated (``_common.block_drivers``: thread-count
 independent sums, no copied driver skeleton).
+
+Adding a row loss is its declaration and its row function alone, of the standard form
+``_<name>_row(*arrays, i, *params, cf, *grads, want_grad) -> float64`` (row ``i`` of the
+declared 2-D arrays, ``cf`` its gradient coefficient, the gradient rows written when
+``want_grad``): its block, drivers and contract functions are then generated from the
+declaration (`_generate`). The losses below write theirs out, for their own layouts
+(weights by class, per-row scratch, the embeddings' two and three inputs).
 """
 import math
 
@@ -12,14 +19,16 @@ import numpy as np
 from numba import njit, prange
 
 from .._constants import COSINE_EPS as EPSILON
+from .. import _kernels
 from .._empty import EMPTY as _EMPTY, EMPTY_2D as _EMPTY2
-from ._common import FM, block_drivers, coef_at, readonly as _readonly
+from ._common import FM, block_drivers, coef_at, define, readonly as _readonly
 from ._math import fcast, fexpm, flog1p_unit, fmaximum
 from ._threading import call
 
-__all__ = ["multi_margin_fwd", "multi_margin_vg", "multilabel_margin_fwd", "multilabel_margin_vg",
-           "multilabel_soft_margin_fwd", "multilabel_soft_margin_vg", "cosine_embedding_fwd",
-           "cosine_embedding_vg", "triplet_margin_fwd", "triplet_margin_vg"]
+# triplet_distance is the reference's (a user's Python callable: nothing to compile)
+KERNELS = [k for k in _kernels.of_family("rows") if "numba" in k.backends
+           and k.name != "triplet_distance"]
+__all__ = [f for k in KERNELS for f in k.functions()]
 
 
 ROWS = 64          # rows per reduction block
@@ -523,3 +532,67 @@ def triplet_margin_vg(a, pos, neg, margin, p, eps, swap, gscale, gvec, loss_out,
     return call(_triplet_par, _triplet_ser, a.size, a, pos, neg, float(margin), float(p),
                 a.dtype.type(eps), bool(swap), float(gscale), gvec, loss_out, ga, gpos, gneg,
                 True)
+
+
+# ------------------------------------------------------------------ generated, per loss
+_BLOCK = """
+@njit(cache={cache}, error_model="numpy")
+def _{name}_block(b, {args}):
+    total = 0.0
+    for i in range(b * ROWS, min((b + 1) * ROWS, {a0}.shape[0])):
+        li = _{name}_row({arrays}, i, {params}coef_at(gscale, gvec, i), {gouts}, want_grad)
+        if loss_out.shape[0] != 0:
+            loss_out[i] = li
+        total += li
+    return total
+"""
+
+# Inputs read-only and parameters as their declared types: one compiled version serves
+# every call (see _common.readonly); gvec and the outputs writable, as the losses above.
+_CONTRACT = """
+def {name}_fwd({arrays}, {params}loss_out):
+    if {a0}.shape[0] == 0:
+        return 0.0
+    e2 = _EMPTY2[{a0}.dtype]
+    return call(_{name}_par, _{name}_ser, {a0}.size, {inputs}, {converted}1.0,
+                _EMPTY[{a0}.dtype], loss_out, {no_grads}, False)
+
+
+def {name}_vg({arrays}, {params}gscale, gvec, loss_out, {gouts}):
+    if {a0}.shape[0] == 0:
+        return 0.0
+    return call(_{name}_par, _{name}_ser, {a0}.size, {inputs}, {converted}float(gscale),
+                gvec, loss_out, {gouts}, True)
+"""
+
+
+def _generate(k, namespace, cache=True):
+    """Define the block, drivers and contract functions of the row kernel `k` from its
+    declaration and its ``_<name>_row`` function, unless its contract functions are
+    written out (the losses above). ``cache=False``: a test's kernel, kept out of Numba's
+    on-disk cache."""
+    if all(f in namespace for f in k.functions()):
+        return
+    if "_" + k.name + "_row" not in namespace:
+        raise NameError(f"row kernel {k.name!r} is declared (fastloss._kernels) but has "
+                        f"neither its contract functions nor a row function _{k.name}_row")
+    a0 = k.arrays[0]
+    params = [p for p, _ in k.params]
+    gouts = ["g" + a for a in k.grads]
+    args = [*k.arrays, *params, "gscale", "gvec", "loss_out", *gouts, "want_grad"]
+    pre = "".join(p + ", " for p in params)
+    define(namespace, _BLOCK.format(cache=cache, name=k.name, args=", ".join(args), a0=a0,
+                                    arrays=", ".join(k.arrays), params=pre,
+                                    gouts=", ".join(gouts)))
+    block_drivers(namespace, "_" + k.name, "_" + k.name + "_block", args, f"{a0}.shape[0]",
+                  "ROWS", cache=cache)
+    define(namespace, _CONTRACT.format(
+        name=k.name, arrays=", ".join(k.arrays), params=pre, a0=a0,
+        inputs=", ".join(f"_readonly({a})" for a in k.arrays),
+        converted="".join(f"{t}({p}), " for p, t in k.params),
+        no_grads=", ".join("e2" for _ in gouts), gouts=", ".join(gouts)))
+
+
+for _k in KERNELS:
+    _generate(_k, globals())
+del _k

@@ -8,23 +8,18 @@ PyTorch's legacy ``size_average``/``reduce`` arguments are not provided: argumen
 the last one PyTorch still documents as positional are keyword-only, so a call that
 meant a legacy slot fails loudly instead of silently meaning something else.
 """
-from .classification import cross_entropy, nll_loss
-from .elementwise import (binary_cross_entropy, binary_cross_entropy_with_logits,
-                          gaussian_nll_loss, hinge_embedding_loss, huber_loss, kl_div, l1_loss,
-                          margin_ranking_loss, mse_loss, poisson_nll_loss, smooth_l1_loss,
-                          soft_margin_loss)
-from .rows import (cosine_embedding_loss, multi_margin_loss, multilabel_margin_loss,
-                   multilabel_soft_margin_loss, pairwise_distance,
-                   triplet_margin_loss, triplet_margin_with_distance_loss)
-from .sequence import ctc_loss
-from .linear import linear_cross_entropy
+from . import classification, elementwise, linear, rows, sequence
+from .classification import *  # noqa: F401,F403
+from .elementwise import *  # noqa: F401,F403
+from .rows import *  # noqa: F401,F403
+from .sequence import *  # noqa: F401,F403
+from .linear import *  # noqa: F401,F403
 
-__all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "nll_loss", "cross_entropy"]
-__all__ += ["poisson_nll_loss", "gaussian_nll_loss", "kl_div",
-            "binary_cross_entropy", "binary_cross_entropy_with_logits"]
-__all__ += ["hinge_embedding_loss", "margin_ranking_loss", "soft_margin_loss",
-            "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss",
-            "cosine_embedding_loss", "triplet_margin_loss"]
-__all__ += ["ctc_loss"]
-__all__ += ["triplet_margin_with_distance_loss", "pairwise_distance"]
-__all__ += ["linear_cross_entropy"]
+# Each family module lists its public functions (its __all__, next to their definitions):
+# a loss added to a family is exported with no line here.
+__all__: list[str] = []
+__all__ += classification.__all__
+__all__ += elementwise.__all__
+__all__ += rows.__all__
+__all__ += sequence.__all__
+__all__ += linear.__all__

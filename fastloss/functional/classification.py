@@ -11,6 +11,9 @@ from ._common import ClassTargets, Prepared, check_reduction, wrt
 from .._typing import ArrayLike
 from .linear import ce_extended, extension_params
 
+# the public functions of this family (fastloss.functional re-exports them)
+__all__ = ["nll_loss", "cross_entropy"]
+
 
 def class_layout(x, name="input"):
     """View input of shape (C,), (N, C) or (N, C, d1, ..., dk) as (N, C, D) and give the

@@ -16,6 +16,12 @@ from .._validate import (boolean, broadcast_shape, contiguous, float_array, real
                          to_numpy)
 from ._common import check_reduction, pointwise, wrt
 
+# the public functions of this family (fastloss.functional re-exports them)
+__all__ = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits",
+           "poisson_nll_loss", "gaussian_nll_loss", "kl_div", "hinge_embedding_loss",
+           "soft_margin_loss", "margin_ranking_loss"]
+
 
 # ---- regression ---------------------------------------------------------------------------
 

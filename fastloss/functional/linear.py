@@ -13,6 +13,9 @@ from .._validate import (class_weight, contiguous, float_array, index_array, int
 from .._empty import EMPTY
 from ._common import ClassTargets, Prepared, check_reduction, wrt
 
+# the public functions of this family (fastloss.functional re-exports them)
+__all__ = ["linear_cross_entropy"]
+
 
 
 def extension_params(z_loss, softcap):

@@ -17,6 +17,11 @@ from .._validate import (boolean, class_weight, contiguous, float_array, index_a
                          is_floating, real, result_dtype, to_numpy)
 from ._common import ClassTargets, Prepared, _broadcasts_to, check_reduction, wrt
 
+# the public functions of this family (fastloss.functional re-exports them)
+__all__ = ["multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss",
+           "cosine_embedding_loss", "triplet_margin_loss",
+           "triplet_margin_with_distance_loss", "pairwise_distance"]
+
 
 # ---- multi-class and multi-label margins ----------------------------------------------------
 def class_rows(x, name="input"):

@@ -9,6 +9,9 @@ from .._validate import boolean, contiguous, float_array, integer, to_numpy
 from .._empty import EMPTY
 from ._common import Prepared, check_reduction, wrt
 
+# the public functions of this family (fastloss.functional re-exports them)
+__all__ = ["ctc_loss"]
+
 
 
 def _lengths(x, name, n, batched):
