@@ -15,7 +15,7 @@ arguments with defaults) keyword-only, with the function's defaults (`make_class
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, ClassVar, Sequence, overload
+from typing import Any, Callable, ClassVar, Sequence, cast, overload
 
 from numpy.typing import ArrayLike, NDArray
 
@@ -342,16 +342,17 @@ def make_class(spec: LossSpec) -> type[_Loss]:
                            annotation="str | None")], return_annotation=None)
     doc = (f"The class form of :func:`fastloss.{spec.name}`: stores its hyper-parameters "
            f"({', '.join(defaults)}; keyword-only) and calls it.")
-    return type(spec.class_name, (_Loss,), {
+    made = type(spec.class_name, (_Loss,), {
         "function": spec.function, "__init__": __init__, "__doc__": doc,
         "__module__": __name__, "__qualname__": spec.class_name})
+    return cast("type[_Loss]", made)
 
 
 def add_missing_classes(namespace: dict[str, Any] | None = None) -> list[type[_Loss]]:
     """Make (`make_class`) the class of every registry loss that has none in this module,
     add it here (and to ``__all__``); the classes made. Idempotent."""
     namespace = globals() if namespace is None else namespace
-    made = []
+    made: list[type[_Loss]] = []
     for spec in list(LOSSES.values()):
         if spec.class_name not in namespace:
             cls = namespace[spec.class_name] = make_class(spec)

@@ -139,9 +139,9 @@ def _define():
 # ---- 4. case rows (the regression family's shapes and edges) -------------------------------
 
 def _cases():
-    from cases import mixed, rows
+    from cases import case_rows, mixed
     from cases.elementwise import COMMON, pair
-    return rows(NAME, {**COMMON, "wide_range": pair((6, 5), scale=30.0),
+    return case_rows(NAME, {**COMMON, "wide_range": pair((6, 5), scale=30.0),
                        "mixed_dtypes": mixed(pair((3, 4)), which=(1,))})
 
 

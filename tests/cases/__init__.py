@@ -68,7 +68,7 @@ def nonfinite(make, put, key="weight", unused=False):
     return m, {"fd": False}
 
 
-def rows(loss, table, **common):
+def case_rows(loss, table, **common):
     """[Case] from {id: make} (or {id: (make, {Case options})})."""
     out = []
     for case_id, item in table.items():

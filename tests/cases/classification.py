@@ -1,6 +1,6 @@
 import numpy as np
 
-from . import nonfinite, rows
+from . import case_rows, nonfinite
 
 NAN, INF = np.nan, np.inf
 
@@ -93,6 +93,6 @@ CE_ONLY = {
 
 
 CASES = (
-    rows("nll_loss", {k: v for k, v in BASE.items() if k != "huge_logits"}) +
-    rows("cross_entropy", {**BASE, **CE_ONLY})
+    case_rows("nll_loss", {k: v for k, v in BASE.items() if k != "huge_logits"}) +
+    case_rows("cross_entropy", {**BASE, **CE_ONLY})
 )

@@ -3,7 +3,7 @@ binary cross-entropy, Poisson/Gaussian NLL, KL divergence, hinge embedding, soft
 and margin ranking."""
 import numpy as np
 
-from . import mixed, nonfinite, rows
+from . import case_rows, mixed, nonfinite
 
 NAN, INF = np.nan, np.inf
 
@@ -56,16 +56,16 @@ WEIGHT_NONFINITE = nonfinite(with_kw(pair((3, 4)), weight=weight_like((3, 4))),
                              {1: np.nan, 5: np.inf, 10: -np.inf})
 
 REGRESSION = (
-    rows("l1_loss", {**COMMON, "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4))),
+    case_rows("l1_loss", {**COMMON, "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4))),
                      "weight_nonfinite": WEIGHT_NONFINITE}) +
-    rows("mse_loss", {**COMMON, "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4))),
+    case_rows("mse_loss", {**COMMON, "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4))),
                       "weight_nonfinite": WEIGHT_NONFINITE,
                       "mixed_dtypes": mixed(pair((3, 4)), which=(1,))}) +
-    rows("smooth_l1_loss", {**COMMON,
+    case_rows("smooth_l1_loss", {**COMMON,
                             "beta_half": with_kw(pair((5, 4)), beta=0.5),
                             "beta_zero": with_kw(pair((5, 4)), beta=0.0),
                             "beta_big": with_kw(pair((5, 4)), beta=3.0)}) +
-    rows("huber_loss", {**COMMON,
+    case_rows("huber_loss", {**COMMON,
                         "delta_half": with_kw(pair((5, 4)), delta=0.5),
                         "delta_big": with_kw(pair((5, 4)), delta=3.0),
                         "weighted": with_kw(pair((3, 4)), weight=weight_like((3, 4)),
@@ -191,8 +191,8 @@ LOGITS = {
 
 
 BINARY = (
-    rows("binary_cross_entropy", BCE) +
-    rows("binary_cross_entropy_with_logits", LOGITS)
+    case_rows("binary_cross_entropy", BCE) +
+    case_rows("binary_cross_entropy_with_logits", LOGITS)
 )
 
 
@@ -361,9 +361,9 @@ KL = {
 
 
 PROBABILISTIC = (
-    rows("poisson_nll_loss", POISSON) +
-    rows("gaussian_nll_loss", GAUSSIAN) +
-    rows("kl_div", KL, reductions=KL_REDUCTIONS)
+    case_rows("poisson_nll_loss", POISSON) +
+    case_rows("gaussian_nll_loss", GAUSSIAN) +
+    case_rows("kl_div", KL, reductions=KL_REDUCTIONS)
 )
 
 
@@ -465,7 +465,7 @@ RANKING = {
 
 CASES = (
     REGRESSION + BINARY + PROBABILISTIC +
-    rows("hinge_embedding_loss", HINGE) +
-    rows("soft_margin_loss", SOFT) +
-    rows("margin_ranking_loss", RANKING)
+    case_rows("hinge_embedding_loss", HINGE) +
+    case_rows("soft_margin_loss", SOFT) +
+    case_rows("margin_ranking_loss", RANKING)
 )

@@ -1,6 +1,6 @@
 import numpy as np
 
-from . import rows
+from . import case_rows
 
 
 def lce(n, d, c, out_features=(), bias=False, probs=False, weight=False, ignore=0.0,
@@ -47,4 +47,4 @@ LINEAR = {
     "big_logits": (lce(6, 4, 5, scale=1e3), {"fd": False}),
 }
 
-CASES = rows("linear_cross_entropy", LINEAR)
+CASES = case_rows("linear_cross_entropy", LINEAR)

@@ -2,7 +2,7 @@
 margins, cosine embedding, triplet margin (with and without a distance function)."""
 import numpy as np
 
-from . import mixed, nonfinite, rows
+from . import case_rows, mixed, nonfinite
 
 NAN, INF = np.nan, np.inf
 
@@ -155,9 +155,9 @@ MLSM = {
 
 
 MARGINS = (
-    rows("multi_margin_loss", MULTI) +
-    rows("multilabel_margin_loss", MULTILABEL) +
-    rows("multilabel_soft_margin_loss", MLSM)
+    case_rows("multi_margin_loss", MULTI) +
+    case_rows("multilabel_margin_loss", MULTILABEL) +
+    case_rows("multilabel_soft_margin_loss", MLSM)
 )
 
 
@@ -266,8 +266,8 @@ for _p in (1.0, 1.5, 2.0, 3.0, 0.5, np.inf):
 
 
 EMBEDDING = (
-    rows("cosine_embedding_loss", COSINE) +
-    rows("triplet_margin_loss", TRIPLET)
+    case_rows("cosine_embedding_loss", COSINE) +
+    case_rows("triplet_margin_loss", TRIPLET)
 )
 
 # distance_function=None (torch's pairwise distance, fused); the callables, routed or not,
@@ -288,4 +288,4 @@ TRIPLET_DISTANCE = {
     "edge_values_swap": (fixed(*VALUES, swap=True), {"fd": False}),
 }
 
-CASES = MARGINS + EMBEDDING + rows("triplet_margin_with_distance_loss", TRIPLET_DISTANCE)
+CASES = MARGINS + EMBEDDING + case_rows("triplet_margin_with_distance_loss", TRIPLET_DISTANCE)

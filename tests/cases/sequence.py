@@ -1,6 +1,6 @@
 import numpy as np
 
-from . import rows
+from . import case_rows
 
 NEG_INF = -np.inf
 
@@ -57,4 +57,4 @@ CTC = {
     "zero_input_length": (ctc(5, 3, 4, 2, il=[0, 0, 5], tl=[0, 1, 2]), {"fd": False}),
 }
 
-CASES = rows("ctc_loss", CTC, rtol32=1e-4, fd_kwargs={"exact_grad": True})
+CASES = case_rows("ctc_loss", CTC, rtol32=1e-4, fd_kwargs={"exact_grad": True})
