@@ -217,7 +217,9 @@ def test_a_loss_without_generator_is_an_error(monkeypatch, capsys):
     assert data.missing_generators({"made_up_loss": None}) == ["made_up_loss"]
     cases, _ = runner.make_cases(["made_up_loss"], None, quick=True)
     assert "no data generator" in cases[0]["error"]
-    monkeypatch.setitem(LOSSES, "made_up_loss", LOSSES["mse_loss"])
+    # a loss whose kernel has no family standard arrays (x t v: no default data)
+    monkeypatch.setitem(LOSSES, "made_up_loss", LOSSES["gaussian_nll_loss"])
+    assert data.generator("made_up_loss") is None
     assert cli.main(["--loss", "made_up_loss"]) == 2
     assert "no data generator for made_up_loss" in capsys.readouterr().err
     # in a default run (all losses) it is a visible error row, not left out
@@ -226,6 +228,18 @@ def test_a_loss_without_generator_is_an_error(monkeypatch, capsys):
     rows = runner.run_plan(plan)
     assert rows[0]["status"] == "error" and "no data generator" in rows[0]["note"]
     assert "no data generator" in report.terminal_table(rows)
+
+
+def test_a_loss_with_standard_kernel_arrays_gets_default_data():
+    # the rows l1, mse, smooth_l1, huber and multi_margin had were exactly these
+    for loss, kind, make in (("l1_loss", "elementwise", data._pair),
+                             ("huber_loss", "elementwise", data._pair),
+                             ("multi_margin_loss", "class", data._class_logits)):
+        assert loss not in data.GENERATORS
+        gen = data.generator_for(loss)
+        assert (gen.loss, gen.kind, gen.make, gen.reduction) == (loss, kind, make, "mean")
+    assert data.default_generator("gaussian_nll_loss") is None      # x t v
+    assert data.default_generator("no_such_loss") is None
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
