@@ -10,7 +10,13 @@ from ._registry import LOSSES as LOSSES
 from ._running import RunningLoss as RunningLoss
 from ._threads import get_num_threads as get_num_threads, set_num_threads as set_num_threads
 from ._version import __version__ as __version__
-from .functional import *  # noqa: F401,F403
+# the family modules' own star exports (type checkers do not follow a star import of
+# names fastloss.functional itself star-imported)
+from .functional.classification import *  # noqa: F401,F403
+from .functional.elementwise import *  # noqa: F401,F403
+from .functional.rows import *  # noqa: F401,F403
+from .functional.sequence import *  # noqa: F401,F403
+from .functional.linear import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 
 __all__ = [*functional.__all__, *losses.__all__,

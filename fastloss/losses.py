@@ -324,7 +324,7 @@ def make_class(spec: LossSpec) -> type[_Loss]:
     """The class of a loss that has none written out: ``Cls(*, <hyper-parameters>,
     backend=None)``, the hyper-parameters being the function's arguments that have a
     default (not ``backend``/``sample_weight``), keyword-only, with the same defaults."""
-    params = inspect.signature(spec.prepare).parameters.values()
+    params = inspect.signature(cast("Callable[..., Any]", spec.prepare)).parameters.values()
     hyper = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params
              if p.default is not p.empty and p.name not in ("backend", "sample_weight")]
     defaults = {p.name: p.default for p in hyper}
