@@ -415,12 +415,15 @@ def _grad_row(lpr, ext, lo, hi, p, e, exact, cf, gr, out):
         gr[ext[s]] = 0.0 if exact else p[s]
     for s in range(first_label, hi, 2):
         gr[ext[s]] -= e[s]
+    # a class of the band at log-prob -inf (p = 0): torch's exp(alpha + beta + nll - lp)
+    # is exp(-inf + inf), NaN, as the log-space path gives
     for s in range(first_label, hi, 2):
-        out[ext[s]] = gr[ext[s]] * cf
+        out[ext[s]] = gr[ext[s]] * cf if p[s] > 0.0 else np.nan
     first_blank = lo + (lo & 1)
     if first_blank < hi:
-        pb = 0.0 if exact else p[first_blank]
-        out[ext[first_blank]] = (pb - _blank_gamma(e, first_blank, hi)) * cf
+        pb = p[first_blank]
+        g_blank = ((0.0 if exact else pb) - _blank_gamma(e, first_blank, hi)) * cf
+        out[ext[first_blank]] = g_blank if pb > 0.0 else np.nan
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
