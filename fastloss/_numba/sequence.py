@@ -29,6 +29,11 @@ relative to the row, where log space does not; so every sample is checked as it 
 (see ``_lin_step``) and a sample where any value came near underflow (or a row sum is
 0 or not finite: impossible alignments, NaN, inf) is recomputed with the log-space
 recursion, which stays the exact path. ``STATS`` counts the samples of each path.
+Measured on Zen 4, 1 thread, float32, under load (best of 7, both paths in one process):
+T=500, N=32, C=32, S=100 forward 16.1 -> 5.7 ms (5.0 -> 1.8 ns per state), value and
+gradient 42 -> 28 ms; T=200, N=64, C=1000, S=50 forward 14.4 -> 8.8 ms, value and gradient
+47 -> 33 ms, there bound by memory: gathering the labels of rows N C entries apart (hence
+the prefetch) and reading and writing the (T, N, C) arrays for the gradient.
 """
 import numpy as np
 from numba import njit, prange
