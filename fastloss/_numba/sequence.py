@@ -448,7 +448,8 @@ def _lin_back_step(v0, v1, v2, mul, r, out):
 def _lin_sample_vg(lp, glp, b, il, L, ext, mul_a, mul_b, g, p, tab, log_scale, bt, v, gr,
                    e, exact, cf):
     """Value and gradient rows t < il of sample b in linear space: (nll, True), or
-    (NaN, False) where it must be recomputed in log space (rows may be half written).
+    (nll, False) where the gradient must be recomputed in log space (rows may be half
+    written), nll NaN where the value must be too.
 
     Beta here excludes the step's own probability (bt_t(s) sums over the paths' products
     from t + 1 on), so the occupancy is alpha * bt with no division:
@@ -473,7 +474,7 @@ def _lin_sample_vg(lp, glp, b, il, L, ext, mul_a, mul_b, g, p, tab, log_scale, b
         k = np.exp(log_scale[t] + log_b + nll)
         tot = _lin_gamma(tab[t, PAD + lo:PAD + hi], bt[PAD + lo:PAD + hi], k, e[lo:hi])
         if not abs(tot - 1.0) <= GAMMA_SUM_TOL:
-            return np.nan, False
+            return nll, False
         # p_t over the band (the forward pass checked it): the gradient's exp(log_probs)
         # at the band's classes, then bt_{t-1}
         _probs(lp, t, b, ext, lo, hi, g, gr, p, t - AHEAD)
@@ -482,14 +483,14 @@ def _lin_sample_vg(lp, glp, b, il, L, ext, mul_a, mul_b, g, p, tab, log_scale, b
             break
         d, bad = _lin_weigh(p[lo:hi], bt[PAD + lo:PAD + hi], v[PAD + lo:PAD + hi])
         if bad or not _row_sum_ok(d):
-            return np.nan, False
+            return nll, False
         log_b += flog(d)
         lo2 = max(0, L - 2 * (il - t + 1))
         hi2 = min(L, 2 * t)
         if _lin_back_step(v[PAD + lo2:PAD + hi2], v[PAD + lo2 + 1:PAD + hi2 + 1],
                           v[PAD + lo2 + 2:PAD + hi2 + 2], mul_b[lo2:hi2], 1.0 / d,
                           bt[PAD + lo2:PAD + hi2]):
-            return np.nan, False
+            return nll, False
     return nll, True
 
 
@@ -534,8 +535,11 @@ def _vg_worker(w, nw, lp, tp, il, tl, scale, blank, zero_infinity, exact, linear
                     for c in range(C):
                         glp[t, b, c] = 0.0
         if not ok:
-            nll = _ctc_sample_vg(lp, glp, b, il[b], L, ext[w], sa[w], sb[w], g[w], tab[w],
-                                 beta[w], gr[w], e[w], zero_infinity, exact, cf)
+            nll_log = _ctc_sample_vg(lp, glp, b, il[b], L, ext[w], sa[w], sb[w], g[w],
+                                     tab[w], beta[w], gr[w], e[w], zero_infinity, exact, cf)
+            # the value as the forward-only call computes it: linear space where its
+            # forward pass held, and only the gradient came from log space
+            nll = nll_log if np.isnan(nll) else nll
             in_log[b] = 1
         items[b] = _item(nll, zero_infinity, scale, b)
 
