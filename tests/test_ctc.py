@@ -231,3 +231,54 @@ def test_linear_space_step_is_packed_simd():
         asm = fresh.inspect_asm(fresh.signatures[0])
         assert re.search(r"vfmadd\d+pd\s+[^\n]*%[yz]mm", asm), fn.__name__
         assert not re.search(r"call\w*\s+\S*exp", asm), fn.__name__
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="the Numba backend is not available")
+def test_linear_and_log_space_agree_on_random_inputs(monkeypatch):
+    """Random shapes, lengths, blanks, repeats, temperatures, -inf and -800 cells, both
+    gradient conventions, zero_infinity, float32 and float64: the Numba kernel with linear
+    space (and its fallbacks) equals the all-log-space kernel within float64 rounding,
+    with the same NaN and inf positions, and its forward equals value_and_grad's value."""
+    from fastloss._numba import sequence as kernel
+    vg = fastloss.value_and_grad(fastloss.ctc_loss)
+    rng = np.random.default_rng(1)
+    paths = {"linear": 0, "log": 0}
+    for _ in range(40):
+        T, N, C, S = (int(rng.integers(1, 60)), int(rng.integers(1, 5)),
+                      int(rng.integers(2, 40)), int(rng.integers(0, 25)))
+        blank = int(rng.integers(0, C))
+        x = rng.standard_normal((T, N, C)) * rng.choice([0.5, 1.5, 5, 30])
+        x -= np.log(np.exp(x - x.max(2, keepdims=True)).sum(2, keepdims=True)) \
+            + x.max(2, keepdims=True)
+        if rng.random() < 0.2:
+            x[rng.integers(0, T), :, rng.integers(0, C)] = -np.inf
+        if rng.random() < 0.2:
+            x[rng.integers(0, T), :, rng.integers(0, C)] = -800.0
+        t = rng.integers(0, C - 1, (N, max(S, 1)))
+        t = np.where(t >= blank, t + 1, t)
+        if rng.random() < 0.3 and S > 1:
+            t[:, 1::2] = t[:, ::2][:, :t[:, 1::2].shape[1]]
+        il, tl = rng.integers(0, T + 1, N), rng.integers(0, S + 1, N)
+        dtype = rng.choice([np.float32, np.float64])
+        x = x.astype(dtype)
+        for exact in (False, True):
+            kw = dict(blank=blank, reduction="none", exact_grad=exact,
+                      zero_infinity=bool(rng.random() < 0.5), backend="numba")
+            monkeypatch.setattr(kernel, "LINEAR", True)
+            before = dict(kernel.STATS)
+            v, g = vg(x, t, il, tl, **kw)
+            f = fastloss.ctc_loss(x, t, il, tl, **kw)
+            for k in paths:
+                paths[k] += kernel.STATS[k] - before[k]
+            monkeypatch.setattr(kernel, "LINEAR", False)
+            v_log, g_log = vg(x, t, il, tl, **kw)
+            np.testing.assert_array_equal(f, v)
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(g_log))
+            np.testing.assert_array_equal(np.isinf(v), np.isinf(v_log))
+            if dtype == np.float64:
+                np.testing.assert_allclose(v, v_log, rtol=1e-12, atol=0)
+                np.testing.assert_allclose(g, g_log, rtol=1e-9, atol=1e-12)
+            else:
+                np.testing.assert_allclose(v, v_log, rtol=1e-6, atol=0)
+                np.testing.assert_allclose(g, g_log, rtol=1e-5, atol=1e-6)
+    assert paths["linear"] > 0 and paths["log"] > 0, paths
