@@ -1,5 +1,6 @@
-"""CTC as fused Numba kernels: the log-space forward(-backward) recursion, the samples of
-the batch in parallel, with the signatures of fastloss._reference.sequence.
+"""CTC as fused Numba kernels: the forward(-backward) recursion in linear space, with the
+log-space one for the samples linear space cannot hold, the samples of the batch in
+parallel, with the signatures of fastloss._reference.sequence.
 
 Work is split over ``nw`` workers (one per thread), worker w taking samples w, w + nw, ...
 with its own slice of one workspace allocated per call, so a worker's alpha table stays
@@ -11,7 +12,7 @@ Per sample, with L = 2 S + 1 states (the target with blanks interleaved) and inp
 length T_n, only the band of states that are both reachable from the start by time t and
 can still reach the end by T_n - 1 is computed:
 ``lo(t) = max(0, L - 2 (T_n - t))``, ``hi(t) = min(L, 2 t + 2)``. Rows are padded with two
--inf cells on each side, so s - 2 and s + 2 never need a bounds test and the update over
+-inf (log space) or 0 (linear space) cells on each side, so s - 2 and s + 2 never need a bounds test and the update over
 the band is one branch-free loop (vectorizable exp/log from ``_math``).
 
 - forward only: two rows of alpha, O(S) state per sample;
@@ -61,7 +62,7 @@ SAFE_MAX = 2.0 ** 60
 GAMMA_SUM_TOL = 1e-9
 # How many time steps ahead the label cells of log_probs are prefetched where C is wide
 # (T=200, N=64, C=1000 forward, 1 thread, under load: 21 ms with 1 step, 10.5 ms with 4,
-# 15 ms with 8, 22 ms with 16).
+# 15 ms with 8, 22 ms with 16; noisy: a later run with 4 took 8.8 to 24 ms).
 AHEAD = 4
 # Set to False (tests) to run every sample in log space.
 LINEAR = True
