@@ -156,3 +156,129 @@ def test_thread_count_does_not_change_the_result(backend):
     for v, g in results[1:]:
         np.testing.assert_array_equal(v, results[0][0])
         np.testing.assert_array_equal(g, results[0][1])
+
+
+# ------------------------------------------------------------------ the Numba kernel's paths
+def _numba_paths(monkeypatch, linear, *args, **kwargs):
+    """(loss, gradient, samples in linear space, samples in log space) of one
+    value_and_grad and one forward call on the Numba backend."""
+    from fastloss._numba import sequence as kernel
+    monkeypatch.setattr(kernel, "LINEAR", linear)
+    before = dict(kernel.STATS)
+    v, g = fastloss.value_and_grad(fastloss.ctc_loss)(*args, **kwargs, backend="numba")
+    f = fastloss.ctc_loss(*args, **kwargs, backend="numba")
+    np.testing.assert_array_equal(f, v)
+    return (v, g, kernel.STATS["linear"] - before["linear"],
+            kernel.STATS["log"] - before["log"])
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="the Numba backend is not available")
+@pytest.mark.parametrize("exact_grad", [False, True])
+def test_linear_space_and_log_space_agree_and_both_ran(monkeypatch, exact_grad):
+    """Ordinary samples run in linear space, the ones that underflow it (-1e4 at the
+    targets' classes, a near-impossible alignment of probability ~e^-2000) fall back to
+    log space; with LINEAR off every sample is in log space: both give the same results
+    within float64 rounding, and match the NumPy reference."""
+    x, t = _data(T=40, N=6, C=7, S=6, seed=5)
+    il = np.array([40, 40, 35, 12, 40, 30])
+    tl = np.array([6, 6, 5, 6, 0, 4])
+    x[5:9, 1, t[1, 2]] = -1e4           # sample 1: its third label impossible-but-finite
+    x[:, 3, t[3]] -= 340.0              # sample 3: every label ~e^-340, six of them
+    args = (x, t, il, tl)
+    kw = dict(reduction="none", exact_grad=exact_grad)
+    v, g, n_lin, n_log = _numba_paths(monkeypatch, True, *args, **kw)
+    assert (n_lin, n_log) == (2 * 4, 2 * 2)     # per call: samples 0, 2, 4, 5 | 1, 3
+    v_log, g_log, n_lin0, n_log0 = _numba_paths(monkeypatch, False, *args, **kw)
+    assert (n_lin0, n_log0) == (0, 2 * 6)
+    np.testing.assert_allclose(v, v_log, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(g, g_log, rtol=1e-10, atol=1e-13)
+    v_ref, g_ref = fastloss.value_and_grad(fastloss.ctc_loss)(*args, **kw, backend="numpy")
+    np.testing.assert_allclose(v, v_ref, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="the Numba backend is not available")
+def test_linear_space_runs_the_benchmark_shape_without_fallback(monkeypatch):
+    """log_softmax of normal logits, T=500, C=32, S=100 (the benchmark's shape, 2
+    samples): every state stays in float64's range, no sample falls back."""
+    x, t = _data(T=500, N=2, C=32, S=100, seed=7)
+    v, g, n_lin, n_log = _numba_paths(monkeypatch, True, x, t, [500, 480], [100, 90],
+                                      reduction="none")
+    assert (n_lin, n_log) == (4, 0)
+    v_log, g_log, _, _ = _numba_paths(monkeypatch, False, x, t, [500, 480], [100, 90],
+                                      reduction="none")
+    np.testing.assert_allclose(v, v_log, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(g, g_log, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="the Numba backend is not available")
+def test_linear_space_step_is_packed_simd():
+    """The linear-space state update (and the exp of its band) compile to packed double
+    vectors, 4 wide (ymm) or 8 wide (zmm), not a scalar loop."""
+    import re
+    from llvmlite import binding
+    if "avx2" not in binding.get_host_cpu_features().flatten():
+        pytest.skip("packed 4-wide doubles need an AVX2 CPU")
+    import numba
+    from fastloss._numba import sequence as kernel
+    n = 64
+    a = np.random.default_rng(0).uniform(size=(6, n))
+    for fn, args in ((kernel._lin_step, (a[0], a[1], a[2], a[3], a[4], 0.5, a[5])),
+                     (kernel._exp_band, (-a[0], a[1]))):
+        fresh = numba.njit(fastmath=fn.targetoptions["fastmath"],
+                           error_model="numpy")(fn.py_func)
+        fresh(*args)
+        asm = fresh.inspect_asm(fresh.signatures[0])
+        assert re.search(r"vfmadd\d+pd\s+[^\n]*%[yz]mm", asm), fn.__name__
+        assert not re.search(r"call\w*\s+\S*exp", asm), fn.__name__
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="the Numba backend is not available")
+def test_linear_and_log_space_agree_on_random_inputs(monkeypatch):
+    """Random shapes, lengths, blanks, repeats, temperatures, -inf and -800 cells, both
+    gradient conventions, zero_infinity, float32 and float64: the Numba kernel with linear
+    space (and its fallbacks) equals the all-log-space kernel within float64 rounding,
+    with the same NaN and inf positions, and its forward equals value_and_grad's value."""
+    from fastloss._numba import sequence as kernel
+    vg = fastloss.value_and_grad(fastloss.ctc_loss)
+    rng = np.random.default_rng(1)
+    paths = {"linear": 0, "log": 0}
+    for _ in range(40):
+        T, N, C, S = (int(rng.integers(1, 60)), int(rng.integers(1, 5)),
+                      int(rng.integers(2, 40)), int(rng.integers(0, 25)))
+        blank = int(rng.integers(0, C))
+        x = rng.standard_normal((T, N, C)) * rng.choice([0.5, 1.5, 5, 30])
+        x -= np.log(np.exp(x - x.max(2, keepdims=True)).sum(2, keepdims=True)) \
+            + x.max(2, keepdims=True)
+        if rng.random() < 0.2:
+            x[rng.integers(0, T), :, rng.integers(0, C)] = -np.inf
+        if rng.random() < 0.2:
+            x[rng.integers(0, T), :, rng.integers(0, C)] = -800.0
+        t = rng.integers(0, C - 1, (N, max(S, 1)))
+        t = np.where(t >= blank, t + 1, t)
+        if rng.random() < 0.3 and S > 1:
+            t[:, 1::2] = t[:, ::2][:, :t[:, 1::2].shape[1]]
+        il, tl = rng.integers(0, T + 1, N), rng.integers(0, S + 1, N)
+        dtype = rng.choice([np.float32, np.float64])
+        x = x.astype(dtype)
+        for exact in (False, True):
+            kw = dict(blank=blank, reduction="none", exact_grad=exact,
+                      zero_infinity=bool(rng.random() < 0.5), backend="numba")
+            monkeypatch.setattr(kernel, "LINEAR", True)
+            before = dict(kernel.STATS)
+            v, g = vg(x, t, il, tl, **kw)
+            f = fastloss.ctc_loss(x, t, il, tl, **kw)
+            for k in paths:
+                paths[k] += kernel.STATS[k] - before[k]
+            monkeypatch.setattr(kernel, "LINEAR", False)
+            v_log, g_log = vg(x, t, il, tl, **kw)
+            np.testing.assert_array_equal(f, v)
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(g_log))
+            np.testing.assert_array_equal(np.isinf(v), np.isinf(v_log))
+            if dtype == np.float64:
+                np.testing.assert_allclose(v, v_log, rtol=1e-12, atol=0)
+                np.testing.assert_allclose(g, g_log, rtol=1e-9, atol=1e-12)
+            else:
+                np.testing.assert_allclose(v, v_log, rtol=1e-6, atol=0)
+                np.testing.assert_allclose(g, g_log, rtol=1e-5, atol=1e-6)
+    assert paths["linear"] > 0 and paths["log"] > 0, paths

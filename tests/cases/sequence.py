@@ -6,9 +6,9 @@ NEG_INF = -np.inf
 
 
 def ctc(T, N, C, S, il=None, tl=None, blank=0, concat=False, int32=False, unbatched=False,
-        repeats=False, neg_inf=False, **kw):
+        repeats=False, neg_inf=False, edit=None, **kw):
     """log_softmax'ed log_probs (T, N, C), targets avoiding blank, lengths as int arrays
-    (None: all full)."""
+    (None: all full); edit(x, t) changes the float64 log_probs in place before the cast."""
     def make(dtype, rng):
         x = rng.standard_normal((T, N, C)) * 1.5
         x = x - np.log(np.sum(np.exp(x), axis=2, keepdims=True))
@@ -18,6 +18,8 @@ def ctc(T, N, C, S, il=None, tl=None, blank=0, concat=False, int32=False, unbatc
         t = np.where(t >= blank, t + 1, t)
         if repeats:
             t[:, 1::2] = t[:, ::2][:, :t[:, 1::2].shape[1]]
+        if edit is not None:
+            edit(x, t)
         ils = np.full(N, T) if il is None else np.asarray(il)
         tls = np.full(N, S) if tl is None else np.asarray(tl)
         idx = np.int32 if int32 else np.int64
@@ -32,6 +34,26 @@ def ctc(T, N, C, S, il=None, tl=None, blank=0, concat=False, int32=False, unbatc
             kwargs["blank"] = blank
         return args, kwargs
     return make
+
+
+def _minus_1e4(x, t):
+    """Class 2 at -1e4 (finite, exp underflows) at steps 2-4 in every sample: linear space
+    cannot hold it, the samples whose target has class 2 take the log-space path."""
+    x[2:5, :, 2] = -1e4
+
+
+def _peaked(x, t):
+    """Nearly one-hot rows in sample 1 (log_probs down to ~-1e3, one near 0 per step)."""
+    x[:, 1] *= 200.0
+    x[:, 1] -= np.log(np.sum(np.exp(x[:, 1] - x[:, 1].max(axis=1, keepdims=True)), axis=1,
+                             keepdims=True)) + x[:, 1].max(axis=1, keepdims=True)
+
+
+def _near_impossible(x, t):
+    """Sample 1 (target [a, a, b] in 4 steps: one alignment) must emit its second label at
+    step 2, where that label has log-prob -750: an alignment of probability ~e^-750,
+    below float64's range, among ordinary samples."""
+    x[2, 1, t[1, 1]] = -750.0
 
 
 CTC = {
@@ -55,6 +77,12 @@ CTC = {
     "impossible_zero_inf": (ctc(6, 3, 4, 4, il=[6, 3, 2], tl=[3, 4, 2], repeats=True,
                                 zero_infinity=True), {"fd": False}),
     "zero_input_length": (ctc(5, 3, 4, 2, il=[0, 0, 5], tl=[0, 1, 2]), {"fd": False}),
+    # linear space underflows here: the Numba kernel recomputes these samples in log space
+    "minus_1e4": (ctc(12, 4, 5, 4, edit=_minus_1e4), {"fd": False}),
+    "peaked": (ctc(10, 3, 6, 3, edit=_peaked), {"fd": False, "rtol32": 1e-3}),
+    # torch's float32 log-space sums at magnitude ~750 leave ~1e-4 relative
+    "near_impossible": (ctc(8, 4, 5, 3, il=[8, 4, 8, 6], tl=[3, 3, 2, 3], repeats=True,
+                            edit=_near_impossible), {"fd": False, "rtol32": 1e-3}),
 }
 
 CASES = case_rows("ctc_loss", CTC, rtol32=1e-4, fd_kwargs={"exact_grad": True})
