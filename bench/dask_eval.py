@@ -13,6 +13,9 @@ written once to .npy files in --dir. Three timings, each the median of --repeat 
 - ``dask_persisted``: a LocalCluster of --workers worker processes x 1 thread, the
   chunks (~--chunk-mb MB of logits each) already in the workers' memory
   (``client.persist``): the loss's graph alone. The target: at most 1.3x ``single``.
+- ``dask_noop``: the same cluster and persisted chunks, a graph of the same shape (a
+  task per chunk, a sum, a last task) whose tasks do nothing: what dask.distributed's
+  scheduling alone costs here, the floor under ``dask_persisted``.
 - ``dask_streamed``: the same cluster restarted, each chunk read from the .npy file by
   its task (page cache) and scored: the whole pipeline. Each worker's peak resident
   memory (VmRSS sampled every 5 ms in each worker during the run) is reported in MB
@@ -78,6 +81,14 @@ def _load_rows(path, start, stop):
     """A chunk read from the .npy file (page cache) into the worker's memory."""
     m = np.load(path, mmap_mode="r")
     return np.array(m[start:stop])
+
+
+def _noop_record(x, t):
+    return np.zeros((1, 2))
+
+
+def _noop_total(*records):
+    return float(np.sum(records))
 
 
 def _rss_kb():
@@ -170,6 +181,12 @@ def run_dask(a):
         out["dask_persisted_s"], out["dask_persisted_all_s"] = _median_time(
             lambda: fastloss.cross_entropy(xd, td).compute(), a.repeat)
         out["max_rel_diff"] = abs(got - expected) / abs(expected)
+        # the scheduling floor: the same chunks, a graph of the same shape (a task per
+        # chunk pair, a tree sum, a last task) whose tasks compute nothing
+        pairs = list(zip(xd.to_delayed().ravel(), td.to_delayed().ravel()))
+        out["dask_noop_s"], _ = _median_time(
+            lambda: dask.delayed(_noop_total)(*[dask.delayed(_noop_record)(x, y)
+                                                for x, y in pairs]).compute(), a.repeat)
         del xd, td
 
         # streamed: every chunk read by its task; peak memory of each worker
@@ -191,6 +208,7 @@ def run_dask(a):
         client.close()
         cluster.close()
     out["ratio_persisted"] = out["dask_persisted_s"] / out["single_s"]
+    out["ratio_noop"] = out["dask_noop_s"] / out["single_s"]
     out["ratio_streamed"] = out["dask_streamed_s"] / out["single_s"]
     out["target_met"] = bool(out["ratio_persisted"] <= 1.3)
     return out
@@ -309,6 +327,9 @@ def _markdown(mode, r, m):
             f"{r['single_s'] * 1e3:.1f} ms | 1.00x |",
             f"| LocalCluster {r['workers']} workers x 1 thread, chunks persisted | "
             f"{r['dask_persisted_s'] * 1e3:.1f} ms | {r['ratio_persisted']:.2f}x |",
+            f"| the same cluster and chunks, a graph of the same shape computing nothing "
+            f"(the scheduling floor) | {r['dask_noop_s'] * 1e3:.1f} ms | "
+            f"{r['ratio_noop']:.2f}x |",
             f"| LocalCluster, chunks read from the file by the tasks | "
             f"{r['dask_streamed_s'] * 1e3:.1f} ms | {r['ratio_streamed']:.2f}x |", "",
             "Per-worker peak resident memory (streamed run, VmRSS): "

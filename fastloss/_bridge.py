@@ -41,6 +41,26 @@ def binder(sig, name):
     return bind
 
 
+def has_sample_weight(spec):
+    """Whether the loss's public function takes fastloss's ``sample_weight=``."""
+    return "sample_weight" in inspect.signature(spec.function).parameters
+
+
+def value_and_grads(spec, values, positions, grad_output, backend):
+    """(value, gradients of spec.differentiable[positions]) of one call in one fused pass,
+    with ``values`` naming every parameter; a ``sample_weight`` among them is applied as
+    the public functions apply it (``fastloss._weighted``). Each gradient comes back in
+    the computed dtype: the bridges cast it to their tensors' own."""
+    from . import _engine, _weighted
+    values = dict(values)
+    sample_weight = values.pop("sample_weight", None)
+    prep = spec.prepare(**values)
+    if sample_weight is None:
+        return _engine.value_and_grad(prep, positions, grad_output, None, backend)
+    return _weighted.value_and_grad(prep, positions, grad_output, None, backend, None,
+                                    sample_weight)
+
+
 def layout(spec, values):
     """(item shape, computed dtype) of a call, from fastloss's own validation run on
     zero-filled arrays of the arguments' shapes and dtypes: `values` maps each parameter
@@ -48,7 +68,8 @@ def layout(spec, values):
     so a contiguous dummy touches no memory. Raises what the validation raises (e.g. for
     lengths that must add up, which zeros do not)."""
     dummies = {n: (np.zeros(v[1][0], v[1][1]) if isinstance(v, tuple) and len(v) == 2
-                   and v[0] == "__array__" else v) for n, v in values.items()}
+                   and v[0] == "__array__" else v) for n, v in values.items()
+               if n != "sample_weight"}     # weights do not change the shape or dtype
     prep = spec.prepare(**dummies)
     return prep.item_shape, np.dtype(prep.dtype)
 

@@ -22,7 +22,9 @@ Differentiable arguments are those of ``fastloss.LOSSES[name].differentiable``, 
 negated input gradient, when target broadcasts to input's shape). Every other array argument is
 treated as a constant, like ``jax.lax.stop_gradient``: its cotangent is zero. float16
 and bfloat16 are computed in float32 and returned in that dtype when the floating
-arguments promote to it. Arguments that are not arrays (``reduction``, ``margin``, a
+arguments promote to it. ``sample_weight=`` (fastloss's per-sample weights, where ``fastloss.<loss>`` takes it) is
+an array argument like the others, never differentiated (zero cotangent), and does not
+change the loss's dtype. Arguments that are not arrays (``reduction``, ``margin``, a
 Python ``var``, ...) are static: each new value traces again. Outside a trace (plain
 eager calls on arrays) the loss is computed directly, with fastloss's own exceptions.
 
@@ -40,7 +42,7 @@ import inspect
 
 import numpy as np
 
-from . import _bridge, _engine
+from . import _bridge
 from ._registry import LOSSES
 
 __all__ = ["BRIDGED", "EXCLUDED"]
@@ -84,7 +86,8 @@ class _Loss:
     def __init__(self, spec):
         self.spec = spec
         self.name = spec.name
-        self.params = list(spec.parameters)
+        self.params = list(spec.parameters) + (
+            ["sample_weight"] if _bridge.has_sample_weight(spec) else [])
         extra = _bridge.NEGATED.get(spec.name)
         self.diff = list(spec.differentiable) + ([extra[0]] if extra else [])
         self.derived = {extra[0]: extra[1]} if extra else {}
@@ -114,7 +117,7 @@ class _Loss:
         host = dict(values)
         host.update({n: _host(a) for n, a in zip(names, arrays)})
         value = np.asarray(self.spec.function(**host, backend=backend))
-        half = _half_result(arrays)
+        half = _half_result([a for n, a in zip(names, arrays) if n != "sample_weight"])
         return jnp.asarray(value, dtype=half if half is not None else None)
 
     def _build(self, names, static, backend, arrays):
@@ -132,9 +135,10 @@ class _Loss:
                     f"fastloss.jax.{self.name}: the shape of reduction='none' cannot be "
                     "inferred without the data for these arguments; call "
                     f"fastloss.{self.name} on NumPy arrays") from None
-            floats = [_host_dtype(d) for _, d in shapes if jnp.issubdtype(d, jnp.floating)]
+            floats = [_host_dtype(d) for n, (_, d) in zip(names, shapes)
+                      if n != "sample_weight" and jnp.issubdtype(d, jnp.floating)]
             item_shape, dtype = (), np.result_type(np.float32, *floats)
-        half = _half_result(arrays)
+        half = _half_result([a for n, a in zip(names, arrays) if n != "sample_weight"])
         out_dtype = jax.dtypes.canonicalize_dtype(half if half is not None else dtype)
         value_struct = jax.ShapeDtypeStruct(item_shape if reduction == "none" else (),
                                             out_dtype)
@@ -161,9 +165,9 @@ class _Loss:
             return np.asarray(value, dtype=out_dtype)
 
         def host_vg(go, *arrs):
-            prep = spec.prepare(**call_args(arrs))
             go = None if go is None else np.asarray(go)
-            value, grads = _engine.value_and_grad(prep, positions, go, None, backend)
+            value, grads = _bridge.value_and_grads(spec, call_args(arrs), positions, go,
+                                                   backend)
             by_name = dict(zip(base, grads))
             out = [np.asarray(by_name[n] if n not in derived else
                               _bridge.negated_grad(by_name[derived[n]], s.shape),

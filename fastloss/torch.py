@@ -42,6 +42,10 @@ Rules:
   requires grad (a float target torch would differentiate, a weight) raises
   ``ValueError`` instead of silently getting no gradient. Double backward
   (``create_graph=True`` followed by a second differentiation) raises ``RuntimeError``.
+- ``sample_weight=`` (fastloss's per-sample weights, keyword-only, where
+  ``fastloss.<loss>`` takes it) is a tensor (or array) like the others, applied as
+  fastloss applies it; it is never differentiated (one that requires grad raises
+  ``ValueError``) and does not change the loss's dtype.
 - Dtypes: float32 and float64 as fastloss computes them. float16 and bfloat16 are
   computed in float32; the loss is returned in the half dtype when the promotion of the
   floating arguments is that dtype (as torch returns it), and each gradient in its
@@ -63,7 +67,7 @@ import typing
 import numpy as np
 
 from . import losses as _losses
-from . import _bridge, _engine
+from . import _bridge
 from ._registry import LOSSES
 
 torch = _torch
@@ -247,6 +251,8 @@ class _Bridge:
         self.op_params = [n for n in self.params if self.kinds[n] != "literal"]
         self.op_diff_index = [self.op_params.index(n) for n in self.diff]
         self.signature = inspect.signature(spec.function)
+        self.sample_weight_index = (self.params.index("sample_weight")
+                                    if "sample_weight" in self.params else None)
 
     def pack(self, full):
         """The operators' arguments (without backend) from the full parameter tuple."""
@@ -276,7 +282,7 @@ class _Bridge:
     def forward(self, args, backend):
         np_args = [_to_numpy(a) for a in args]
         value = self.spec.function(**dict(zip(self.params, np_args)), backend=backend)
-        return _value_tensor(value, args)
+        return _value_tensor(value, self.loss_args(args))
 
     def value_and_grads(self, args, wrt, backend, grad_output=None):
         """(value tensor, [grad tensor for each True in wrt]) in one fused pass."""
@@ -287,11 +293,11 @@ class _Bridge:
             if src not in base:
                 base.append(src)
         np_args = [_to_numpy(a) for a in args]
-        prep = self.spec.prepare(**dict(zip(self.params, np_args)))
         go = None if grad_output is None else _to_numpy(grad_output)
         positions = [self.spec.differentiable.index(n) for n in base]
         # each gradient comes back in the computed dtype and is cast to its tensor's below
-        value, grads = _engine.value_and_grad(prep, positions, go, None, backend)
+        value, grads = _bridge.value_and_grads(self.spec, dict(zip(self.params, np_args)),
+                                               positions, go, backend)
         by_name = dict(zip(base, grads))
         out = []
         for n in names:
@@ -299,7 +305,14 @@ class _Bridge:
             t = args[self.params.index(n)]
             g = by_name[n] if src is None else _bridge.negated_grad(by_name[src], t.shape)
             out.append(torch.from_numpy(g).to(t.dtype))
-        return _value_tensor(value, args), out
+        return _value_tensor(value, self.loss_args(args)), out
+
+    def loss_args(self, args):
+        """The arguments that decide the loss's dtype: all but fastloss's sample_weight
+        (weights do not change what the loss is returned in)."""
+        if self.sample_weight_index is None:
+            return args
+        return [a for i, a in enumerate(args) if i != self.sample_weight_index]
 
     # fake (meta) implementations: shapes and dtypes without data
     def fake_value(self, args):
@@ -316,7 +329,7 @@ class _Bridge:
         reduction = args[self.params.index("reduction")]
         values = {n: _bridge.array_spec(a.shape, _NP_OF[a.dtype]) if isinstance(a, Tensor)
                   else a for n, a in zip(self.params, args)}
-        half = _half_result(args)
+        half = _half_result(self.loss_args(args))
         try:
             item_shape, dtype = _bridge.layout(self.spec, values)
         except Exception:
@@ -327,7 +340,8 @@ class _Bridge:
                     f"fastloss.torch.{self.name}: the shape of reduction='none' cannot be "
                     "inferred without the data under torch.compile; call it eagerly "
                     "(torch.compiler.disable) or use a reduced loss") from None
-            floats = [a.dtype for a in args if isinstance(a, Tensor) and a.is_floating_point()]
+            floats = [a.dtype for a in self.loss_args(args)
+                      if isinstance(a, Tensor) and a.is_floating_point()]
             dtype = floats[0] if floats else torch.float32
             for d in floats[1:]:
                 dtype = torch.promote_types(dtype, d)
@@ -591,6 +605,10 @@ def _make_function(bridge, ops):
 def _check_requires_grad(bridge, values):
     for name in bridge.tensor_params:
         v = values[name]
+        if isinstance(v, Tensor) and v.requires_grad and name == "sample_weight":
+            raise ValueError(
+                f"{bridge.name}: sample_weight requires grad, but fastloss does not "
+                "differentiate its per-sample weights; detach it (sample_weight.detach())")
         if isinstance(v, Tensor) and v.requires_grad and name not in bridge.diff:
             raise ValueError(
                 f"{bridge.name}: {name} requires grad, but fastloss differentiates only "
@@ -663,6 +681,8 @@ def _bridge_loss(spec):
     schema = _schema_of(spec)
     if isinstance(schema, str):
         return schema
+    if _bridge.has_sample_weight(spec):    # fastloss's extension: a tensor, never differentiated
+        schema = [*schema, ("sample_weight", "Tensor?")]
     bridge = _Bridge(spec, schema)
     ops = _register(bridge)
     fn = _make_function(bridge, ops)

@@ -1,6 +1,8 @@
 """fastloss.jax: the losses as JAX functions under jit, grad and vmap (registry-driven),
 checked against optax where it has the same loss and against jax.grad of a jax.numpy
 reference elsewhere."""
+import inspect
+
 import numpy as np
 import pytest
 
@@ -268,3 +270,59 @@ def test_without_jax_the_import_error_says_what_to_install(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout
     assert "pip install jax" in out
+
+
+def _first_weighted_cases():
+    seen, out = set(), []
+    for c in all_cases():
+        if (c.loss in fj.BRIDGED and c.loss not in seen and "sample_weight"
+                in inspect.signature(LOSSES[c.loss].function).parameters):
+            seen.add(c.loss)
+            out.append(pytest.param(c, id=f"{c.loss}-{c.id}"))
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("case", _first_weighted_cases())
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_sample_weight_inside_jit_and_grad(case, reduction):
+    """fastloss's sample_weight= through the JAX bridge: fastloss's weighted value and
+    gradients, under jit and grad (the weights get a zero cotangent)."""
+    if reduction not in case.reductions:
+        pytest.skip("reduction not in the case")
+    args, kwargs = case.build(np.float32)
+    if any(_has_subnormal(a) for a in (*args, *kwargs.values())):
+        pytest.skip("XLA's CPU threads flush subnormals to zero, the host callback too")
+    kwargs = {**kwargs, "reduction": reduction}
+    fn = LOSSES[case.loss].function
+    shape = np.shape(fn(*args, **{**kwargs, "reduction": "none"}, backend="numpy"))
+    s = np.random.default_rng(5).uniform(0.0, 2.0, shape).astype(np.float32)
+    expected = np.asarray(fn(*args, **kwargs, sample_weight=s, backend="numpy"))
+    names = LOSSES[case.loss].parameters
+    bound = dict(zip(names, args), **kwargs)
+    arrays = {n: v for n, v in bound.items() if isinstance(v, np.ndarray)}
+    others = {n: v for n, v in bound.items() if n not in arrays}
+    jfn = getattr(fj, case.loss)
+
+    def f(arrs, w):
+        return jfn(**arrs, **others, sample_weight=w, backend="numpy")
+    if (reduction == "none" and case.loss == "ctc_loss" and np.ndim(bound["targets"]) == 1
+            and np.ndim(bound["log_probs"]) == 3):
+        return        # documented limit, tested above
+    got = jax.jit(f)({n: jnp.asarray(v) for n, v in arrays.items()}, jnp.asarray(s))
+    np.testing.assert_allclose(np.asarray(got), expected.astype(got.dtype), rtol=1e-6,
+                               atol=1e-6, equal_nan=True)
+    wrt = diff_args(case.loss, args, kwargs) if case.grad else ()
+    if not wrt:
+        return
+    go = grad_output_for(expected.shape, reduction, np.float32)
+    _, want = fastloss.value_and_grad(fn, argnums=wrt)(
+        *args, **kwargs, grad_output=go, sample_weight=s, backend="numpy")
+    consts = {n: jnp.asarray(v) for n, v in arrays.items() if n not in wrt}
+    grads, g_s = jax.jit(jax.grad(lambda d, w: jnp.sum(f({**consts, **d}, w) * go),
+                                  argnums=(0, 1)))(
+        {n: jnp.asarray(arrays[n]) for n in wrt}, jnp.asarray(s))
+    assert not np.any(np.asarray(g_s))
+    for n, w in zip(wrt, want):
+        np.testing.assert_allclose(np.asarray(grads[n]), w, rtol=2e-5, atol=2e-6,
+                                   equal_nan=True, err_msg=n)

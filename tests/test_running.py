@@ -222,6 +222,33 @@ def test_perplexity_per_token_and_per_sequence():
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("weighted", ["none", "class", "sample", "both"])
+def test_sequence_perplexity_of_one_token_rows(weighted):
+    """(N, C) inputs: each row is a sequence of one token (the short path of
+    `_sequence_terms`): exp(l_i / u_i) averaged over the counted rows."""
+    rng = np.random.default_rng(3)
+    n, c = 40, 7
+    x = rng.standard_normal((n, c))
+    t = rng.integers(0, c, n)
+    t[::5] = -100
+    w = rng.uniform(0.5, 2.0, c) if weighted in ("class", "both") else None
+    s = rng.uniform(0.0, 3.0, n) if weighted in ("sample", "both") else None
+    if s is not None:
+        s[1] = 0.0                       # a zero sample weight: a row not counted
+    acc = fastloss.RunningLoss(fastloss.cross_entropy, weight=w)
+    for lo in (0, 13, 29):
+        hi = {0: 13, 13: 29, 29: n}[lo]
+        acc.update(x[lo:hi], t[lo:hi], sample_weight=None if s is None else s[lo:hi])
+    items = fastloss.cross_entropy(x, t, weight=w, reduction="none")   # w_{y_i} l_i
+    units = np.where(t != -100, 1.0 if w is None else w[np.where(t != -100, t, 0)], 0.0)
+    if s is not None:
+        items, units = s * items, s * units
+    counted = units != 0
+    want = np.mean(np.exp(items[counted] / units[counted]))
+    np.testing.assert_allclose(acc.perplexity("sequence"), want, rtol=1e-12)
+    assert acc.sequences == counted.sum()
+
+
 def test_perplexity_overflow_is_inf():
     acc = fastloss.RunningLoss(fastloss.nll_loss)
     acc.update(np.array([[-1000.0, 0.0]]), np.array([0]))

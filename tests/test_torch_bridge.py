@@ -1,4 +1,5 @@
 """fastloss.torch: the losses as autograd-aware torch operators (registry-driven)."""
+import inspect
 import subprocess
 import sys
 import warnings
@@ -344,7 +345,7 @@ def test_compile_inductor_fullgraph():
 def test_opcheck(name):
     case = next(c for c in all_cases() if c.loss == name and c.fd and c.grad)
     args, kwargs = case.build(np.float64)
-    bridge_params = LOSSES[name].parameters
+    bridge_params = ft._bridge_of(name).params    # the loss's, then sample_weight
     sig = ft.BRIDGED[name].__signature__
     values = dict(zip(bridge_params, args), **kwargs)
     tensor_args = {}
@@ -353,7 +354,13 @@ def test_opcheck(name):
         tensor_args[p] = torch.from_numpy(v.copy()) if isinstance(v, np.ndarray) else v
     wrt = diff_args(name, args, kwargs)
     ops = torch.ops.fastloss
-    for reduction in ("mean", "none"):
+    weighted = "sample_weight" in bridge_params
+    if weighted:    # the reduced calls with fastloss's per-sample weights too
+        shape = np.shape(LOSSES[name].function(*args, **{**kwargs, "reduction": "none"}))
+        weights = torch.from_numpy(np.random.default_rng(0).uniform(0.5, 2.0, shape))
+    for reduction, sw in (("mean", None), ("none", None)) + (
+            (("sum", weights),) if weighted else ()):
+        tensor_args["sample_weight"] = sw
         call = [tensor_args[p] if p != "reduction" else reduction for p in bridge_params]
         call = [c.requires_grad_(p in wrt) if isinstance(c, torch.Tensor) else c
                 for p, c in zip(bridge_params, call)]
@@ -492,3 +499,90 @@ def test_retain_graph_second_backward_and_grad_output_scaling(path):
     F.cross_entropy(x2, t, label_smoothing=0.1).backward()
     torch.testing.assert_close(first, x2.grad)
     torch.testing.assert_close(x.grad, 3.5 * x2.grad)
+
+
+def _first_weighted_cases(bridged):
+    """The first case of each bridged loss whose function takes sample_weight."""
+    seen, out = set(), []
+    for c in all_cases():
+        if (c.loss in bridged and c.loss not in seen and "sample_weight"
+                in inspect.signature(LOSSES[c.loss].function).parameters):
+            seen.add(c.loss)
+            out.append(pytest.param(c, id=f"{c.loss}-{c.id}"))
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("case", _first_weighted_cases(ft.BRIDGED))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_sample_weight_is_applied_as_fastloss_applies_it(case, reduction, path):
+    """fastloss's sample_weight= through the bridge: the weighted value and gradients of
+    fastloss.value_and_grad on the same arrays (the bridge once ignored it silently)."""
+    if reduction not in case.reductions:
+        pytest.skip("reduction not in the case")
+    args, kwargs = case.build(np.float64)
+    kwargs = {**kwargs, "reduction": reduction}
+    fn = LOSSES[case.loss].function
+    shape = np.shape(fn(*args, **{**kwargs, "reduction": "none"}, backend="numpy"))
+    s = np.random.default_rng(5).uniform(0.0, 2.0, shape)
+    expected = np.asarray(fn(*args, **kwargs, sample_weight=s, backend="numpy"))
+    plain = np.asarray(fn(*args, **kwargs, backend="numpy"))
+    wrt = diff_args(case.loss, args, kwargs) if case.grad else ()
+    targs, tkw = _tensors(case.loss, args, kwargs, wrt)
+    out = getattr(ft, case.loss)(*targs, **tkw, sample_weight=torch.from_numpy(s),
+                                 backend="numpy")
+    assert out.dtype == torch.from_numpy(expected).dtype
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-12, atol=1e-300,
+                               equal_nan=True)
+    if not np.allclose(plain, expected, equal_nan=True):
+        assert not np.allclose(out.detach().numpy(), plain, equal_nan=True)
+    if not wrt:
+        return
+    go = grad_output_for(expected.shape, reduction, expected.dtype)
+    _, grads = fastloss.value_and_grad(fn, argnums=wrt)(
+        *args, **kwargs, grad_output=go, sample_weight=s, backend="numpy")
+    out.backward(torch.as_tensor(go, dtype=out.dtype))
+    named = dict(zip(LOSSES[case.loss].parameters, targs), **tkw)
+    for a, g in zip(wrt, grads):
+        np.testing.assert_allclose(named[a].grad.numpy(), g, rtol=1e-12, atol=1e-15,
+                                   err_msg=a)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "mse_loss",
+                                  "binary_cross_entropy_with_logits"])
+def test_sample_weight_gradcheck_module_and_errors(name, path):
+    rng = np.random.default_rng(0)
+    if name == "cross_entropy":
+        x, t, cls = rng.standard_normal((5, 4)), torch.tensor([0, 3, 1, 1, 2]), "CrossEntropyLoss"
+    else:
+        x, t = rng.standard_normal((5, 3)), torch.from_numpy(rng.uniform(0, 1, (5, 3)))
+        cls = {"mse_loss": "MSELoss",
+               "binary_cross_entropy_with_logits": "BCEWithLogitsLoss"}[name]
+    n_items = 5 if name == "cross_entropy" else 15
+    s = torch.from_numpy(rng.uniform(0.1, 2.0, (5,) if n_items == 5 else (5, 3)))
+    fn = getattr(ft, name)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a: fn(a, t, sample_weight=s), (xt,), eps=1e-6,
+                                    atol=1e-6, rtol=1e-5)
+    module = getattr(ft, cls)()
+    np.testing.assert_allclose(module(xt, t, sample_weight=s).detach().numpy(),
+                               fn(xt, t, sample_weight=s).detach().numpy(), rtol=0)
+    with pytest.raises(ValueError, match="sample_weight requires grad"):
+        fn(xt, t, sample_weight=s.clone().requires_grad_(True))
+    with pytest.raises(ValueError, match="sample_weight"):
+        fn(xt, t, sample_weight=torch.ones(7))
+
+
+def test_sample_weight_under_compile_matches_eager():
+    x = torch.randn(16, 10, requires_grad=True)
+    t = torch.randint(0, 10, (16,))
+    s = torch.rand(16)
+
+    def step(a):
+        return ft.cross_entropy(a, t, sample_weight=s)
+    eager = step(x)
+    (g_eager,) = torch.autograd.grad(eager, x)
+    compiled = torch.compile(step, fullgraph=True, backend="eager")(x)
+    (g_comp,) = torch.autograd.grad(compiled, x)
+    torch.testing.assert_close(compiled, eager)
+    torch.testing.assert_close(g_comp, g_eager)
