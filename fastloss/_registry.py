@@ -12,7 +12,7 @@ from typing import Any, Callable, ParamSpec, Sequence, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _engine, _kernels, _weighted
+from . import _engine, _fast, _kernels, _weighted
 from ._validate import LazyInput
 
 P = ParamSpec("P")
@@ -140,10 +140,15 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
 
     def decorate(prepare: Callable[P, _engine.Prepared]) -> Callable[P, NDArray[Any]]:
         name = prepare.__name__
+        fast = _fast.FORWARD.get(name)   # the common small call's lean path (see _fast)
 
         @functools.wraps(prepare)
         def public(*args: Any, backend: str | None = None, sample_weight: Any = None,
                    **kwargs: Any) -> NDArray[Any]:
+            if fast is not None and sample_weight is None and _fast.enabled:
+                result = fast(args, kwargs, backend)
+                if result is not None:
+                    return result
             try:
                 prep = prepare(*args, **kwargs)
             except LazyInput:          # a Dask array: a lazy graph of kernel calls
