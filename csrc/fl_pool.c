@@ -22,12 +22,6 @@
 #define FL_MAX_THREADS 256
 #define FL_STACK_PARTIALS 512
 #define FL_BLOCK_WORK 32768
-/* Fewer blocks than this run on the calling thread alone: waking a worker (a futex wake,
- * the worker scheduled, its blocks handed back) costs about as much as MIN - 1 blocks of
- * work (measured below, see fl_run), so such a call is no faster on two threads. */
-#ifndef FL_MIN_PARALLEL_BLOCKS
-#define FL_MIN_PARALLEL_BLOCKS 4
-#endif
 
 typedef struct {
     pthread_mutex_t lock;     /* guards everything below and the condition variables */
@@ -144,7 +138,7 @@ double fl_run(fl_block_fn *fn, const void *job, int64_t n_units, int64_t per_blo
         per_block = 1;
     int64_t n_blocks = (n_units + per_block - 1) / per_block;
     int threads = __atomic_load_n(&wanted_threads, __ATOMIC_RELAXED);
-    if (n_blocks < FL_MIN_PARALLEL_BLOCKS || threads <= 1)
+    if (n_blocks == 1 || threads <= 1)
         return run_serial(fn, job, n_units, per_block, n_blocks);
     pthread_once(&init_once, pool_init);
     if (pthread_mutex_trylock(&P.busy) != 0)
