@@ -34,9 +34,8 @@ enabled = os.environ.get("FASTLOSS_NO_FAST_PATH") != "1"
 _F32, _F64, _I64 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)
 _INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
 _REDUCTIONS = ("mean", "sum", "none")
-_NLL_KEYS = frozenset(("weight", "ignore_index", "reduction"))
-_CE_KEYS = frozenset(("weight", "ignore_index", "reduction", "label_smoothing", "z_loss",
-                      "softcap"))
+_NLL_KEYS = frozenset(("input", "target", "weight", "ignore_index", "reduction"))
+_CE_KEYS = _NLL_KEYS | {"label_smoothing", "z_loss", "softcap"}
 
 
 def _common(args, kwargs, keys):
@@ -47,14 +46,26 @@ def _common(args, kwargs, keys):
     objects themselves (a byte-swapped or otherwise unusual dtype is not them), C order
     (no copy would be made), an int ignore_index in int64's range, a reduction by name.
     """
-    if len(args) == 2:
-        if kwargs.get("weight") is not None:
+    n_args = len(args)
+    if n_args == 3:
+        if args[2] is not None or "weight" in kwargs:
             return None
-    elif len(args) != 3 or args[2] is not None or "weight" in kwargs:
+    elif n_args > 3 or kwargs.get("weight") is not None:
         return None
     if kwargs and not keys.issuperset(kwargs):
         return None
-    x, t = args[0], args[1]
+    # input and target, by position or by name (the torch bridge passes every argument
+    # by name); given both ways, the general path raises
+    if n_args >= 2:
+        if "input" in kwargs or "target" in kwargs:
+            return None
+        x, t = args[0], args[1]
+    elif n_args == 1:
+        if "input" in kwargs:
+            return None
+        x, t = args[0], kwargs.get("target")
+    else:
+        x, t = kwargs.get("input"), kwargs.get("target")
     if type(x) is not np.ndarray or type(t) is not np.ndarray:
         return None
     dt = x.dtype

@@ -155,6 +155,12 @@ T = targets(6, 4)
     lambda: fastloss.cross_entropy(X, T, None, weight=None),
     lambda: fastloss.cross_entropy(X, T, None, 3),
     lambda: fastloss.cross_entropy(X, T, nope=1),
+    lambda: fastloss.cross_entropy(input=X, target=T, weight=None, z_loss=0.0),
+    lambda: fastloss.nll_loss(X, target=T, reduction="sum"),
+    lambda: fastloss.nll_loss(X, T, input=X),
+    lambda: fastloss.nll_loss(X, input=X),
+    lambda: fastloss.nll_loss(target=T),
+    lambda: fastloss.cross_entropy(X, T, None, None),
     lambda: fastloss.nll_loss(X, T, label_smoothing=0.0),
     lambda: fastloss.cross_entropy(X),
     lambda: fastloss.cross_entropy(X, T, backend="gpu"),
@@ -174,6 +180,8 @@ def test_fast_path_declines_what_it_does_not_handle():
     x, t = logits(4, 3, np.float32), targets(4, 3)
     ce = _fast.FORWARD["cross_entropy"]
     assert ce((x, t), {}, None) is not None
+    assert ce((), {"input": x, "target": t, "weight": None}, None) is not None
+    assert ce((x,), {"target": t}, None) is not None
     for args, kw in [((x, t), {"weight": np.ones(3, np.float32)}),
                      ((x, t), {"label_smoothing": 0.2}),
                      ((x, t), {"softcap": 1.0}),
