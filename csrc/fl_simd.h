@@ -94,6 +94,32 @@ FL_INLINE v8sf gather_f32(const fl_f32u *p, int64_t s)
 }
 FL_INLINE v4df gather_f64(const fl_f64u *p, int64_t s) { return (v4df){p[0], p[s], p[2 * s], p[3 * s]}; }
 
+/* The 8x8 block at p (rows `stride` apart, 8 floats each) transposed: col[k] holds
+ * element k of every row. 8 loads and 24 shuffles for 64 elements, where gather_f32
+ * takes 8 loads and 7 inserts per vector. */
+#define FL_SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+FL_INLINE void transpose8_f32(const fl_f32u *p, int64_t stride, v8sf col[8])
+{
+    v8sf a[8], t[8], u[8];
+    for (int r = 0; r < 8; r++)
+        a[r] = ld_f32(p + r * stride);
+    for (int r = 0; r < 8; r += 2) {
+        t[r] = FL_SHUF(a[r], a[r + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[r + 1] = FL_SHUF(a[r], a[r + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int h = 0; h < 8; h += 4) {
+        u[h] = FL_SHUF(t[h], t[h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[h + 1] = FL_SHUF(t[h], t[h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        u[h + 2] = FL_SHUF(t[h + 1], t[h + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[h + 3] = FL_SHUF(t[h + 1], t[h + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    for (int k = 0; k < 4; k++) {
+        col[k] = FL_SHUF(u[k], u[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        col[k + 4] = FL_SHUF(u[k], u[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+#undef FL_SHUF
+
 FL_INLINE v8si lanes_lt_i32(int cnt)
 {
     const v8si idx = {0, 1, 2, 3, 4, 5, 6, 7};
@@ -103,6 +129,12 @@ FL_INLINE v4di lanes_lt_i64(int cnt)
 {
     const v4di idx = {0, 1, 2, 3};
     return idx < (int64_t)cnt;
+}
+
+/* Eight int64 lanes (two vectors) narrowed to int32 (their low halves, in order). */
+FL_INLINE v8si narrow_i64x8(v4di lo, v4di hi)
+{
+    return __builtin_shufflevector((v8si)lo, (v8si)hi, 0, 2, 4, 6, 8, 10, 12, 14);
 }
 
 FL_INLINE v8sf sel_f32(v8si m, v8sf a, v8sf b) { return (v8sf)((m & (v8si)a) | (~m & (v8si)b)); }
@@ -159,19 +191,21 @@ FL_INLINE float hsum_f32(v8sf v)
 {
     return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
+/* The max of the lanes by a tree of vector maxima (3 steps, where the lane-by-lane chain
+ * took 7 dependent compares per softmax row); which NaN, if any, wins is as unspecified
+ * as in max_f32. */
 FL_INLINE float hmax_f32(v8sf v)
 {
-    float m = v[0];
-    for (int l = 1; l < FL_W32; l++)
-        m = v[l] > m ? v[l] : m;
-    return m;
+    v8sf a = max_f32(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3));
+    a = max_f32(a, __builtin_shufflevector(a, a, 2, 3, 0, 1, 6, 7, 4, 5));
+    a = max_f32(a, __builtin_shufflevector(a, a, 1, 0, 3, 2, 5, 4, 7, 6));
+    return a[0];
 }
 FL_INLINE double hmax_f64(v4df v)
 {
-    double m = v[0];
-    for (int l = 1; l < FL_W64; l++)
-        m = v[l] > m ? v[l] : m;
-    return m;
+    v4df a = max_f64(v, __builtin_shufflevector(v, v, 2, 3, 0, 1));
+    a = max_f64(a, __builtin_shufflevector(a, a, 1, 0, 3, 2));
+    return a[0];
 }
 
 /* ---- exp ------------------------------------------------------------------------ */

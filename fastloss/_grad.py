@@ -6,7 +6,7 @@ from typing import Any, Callable, overload
 
 from numpy.typing import NDArray
 
-from . import _engine, _weighted
+from . import _engine, _fast, _weighted
 from ._registry import spec_of
 from ._typing import Argnum, ValueAndGrad, ValueAndGrads
 from ._validate import LazyInput
@@ -65,11 +65,16 @@ def value_and_grad(loss_fn: Callable[..., NDArray[Any]],
     """
     spec = spec_of(loss_fn)
     single, positions = _engine.argnums_to_positions(spec, argnums)
+    fast_prepare = _fast.PREPARE.get(spec.name)   # the common call's lean validation
 
     def loss_and_grad(*args, grad_output=None, out=None, backend=None, sample_weight=None,
                       **kwargs):
         try:
-            prep = spec.prepare(*args, **kwargs)
+            prep = None
+            if fast_prepare is not None and _fast.enabled:
+                prep = fast_prepare(args, kwargs)
+            if prep is None:
+                prep = spec.prepare(*args, **kwargs)
             if (sample_weight is not None or grad_output is not None) and (
                     type(sample_weight).__module__.startswith("dask")
                     or type(grad_output).__module__.startswith("dask")):

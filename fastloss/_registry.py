@@ -12,7 +12,7 @@ from typing import Any, Callable, ParamSpec, Sequence, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _engine, _kernels, _weighted
+from . import _engine, _fast, _kernels, _weighted
 from ._validate import LazyInput
 
 P = ParamSpec("P")
@@ -148,10 +148,15 @@ def loss(class_name: str, differentiable: Sequence[str] = ("input",),
                     raise ValueError(f"kernels: {k!r} is not declared in fastloss._kernels "
                                      f"(and {name} names no family to declare it with)")
                 _kernels.declare_standard(k, home)
+        fast = _fast.FORWARD.get(name)   # the common small call's lean path (see _fast)
 
         @functools.wraps(prepare)
         def public(*args: Any, backend: str | None = None, sample_weight: Any = None,
                    **kwargs: Any) -> NDArray[Any]:
+            if fast is not None and sample_weight is None and _fast.enabled:
+                result = fast(args, kwargs, backend)
+                if result is not None:
+                    return result
             try:
                 prep = prepare(*args, **kwargs)
             except LazyInput:          # a Dask array: a lazy graph of kernel calls

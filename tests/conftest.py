@@ -20,6 +20,15 @@ def pytest_configure(config):
         toy_loss.register()
 
 
+@pytest.fixture(params=["fast", "general"])
+def fast_path(request, monkeypatch):
+    """Run the test through the lean path of the common class-loss call (fastloss._fast)
+    and through the general path: the same tests, both paths."""
+    from fastloss import _fast
+    monkeypatch.setattr(_fast, "enabled", request.param == "fast")
+    return request.param
+
+
 def all_cases():
     for name, cases in sorted(CASES.items()):
         for case in cases:

@@ -149,6 +149,37 @@ def test_default_grid_and_issue_targets_are_expressible():
         assert b in plan.impl_keys
     assert {c["loss"] for c in plan.cases} == set(LOSSES)
 
+
+def test_named_grids_cover_issue_13():
+    """--grid ce: cross_entropy and nll_loss over C x N where the logits fit, both modes,
+    with the floor and the peers; --grid small: the small-call series."""
+    plan = cli.make_plan(cli.build_parser().parse_args(["--grid", "ce"]))
+    sizes = {(c["loss"], c["size"]) for c in plan.cases}
+    for loss in ("cross_entropy", "nll_loss"):
+        for n in ("8192", "64K", "1M"):
+            for c in (2, 10, 32, 100, 256):
+                assert (loss, data.format_size(data.parse_size(f"{n}x{c}"))) in sizes
+        assert (loss, "65536x1000") in sizes and (loss, "8192x32000") in sizes
+        assert (loss, "1Mx1000") not in sizes and (loss, "65536x32000") not in sizes
+    assert {c["loss"] for c in plan.cases} == {"cross_entropy", "nll_loss"}
+    assert len(plan.cases) == 2 * len(cli.GRIDS["ce"][1])
+    assert plan.modes == ["forward", "grad"]
+    assert plan.impl_keys[0] == "floor" and {"torch", "jax"} <= set(plan.impl_keys)
+
+    small = cli.make_plan(cli.build_parser().parse_args(["--grid", "small"]))
+    assert [(c["loss"], c["size"]) for c in small.cases] == [
+        ("cross_entropy", s) for s in ("8x10", "64x10", "64x1000", "512x100", "8192x100")]
+    # --size and --loss replace the grid's
+    only = cli.make_plan(cli.build_parser().parse_args(["--grid", "ce", "--size", "1Mx10",
+                                                        "--loss", "nll_loss"]))
+    assert [(c["loss"], c["size"]) for c in only.cases] == [("nll_loss", "1Mx10")]
+
+
+def test_unknown_grid_is_a_usage_error(capsys):
+    assert cli.main(["--grid", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--grid" in err and "invalid choice" in err
+
     ns = cli.build_parser().parse_args(
         ["--loss", "cross_entropy", "--size", "65536x1000", "--threads", "2", "--repeat", "7"])
     plan = cli.make_plan(ns)

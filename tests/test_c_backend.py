@@ -125,7 +125,12 @@ def _close_total(tc, tr, items, rtol, what):
 COUNTING = ("nll", "ce_class")
 
 CE_SHAPES = [(37, 5, 1), (19, 40, 1), (4, 3000, 1), (3, 7, 13), (2, 50, 9), (1, 2, 1),
-             (9, 1, 1), (0, 4, 1), (3, 5, 0), (17, 31, 1), (16, 32, 1)]
+             (9, 1, 1), (0, 4, 1), (3, 5, 0), (17, 31, 1), (16, 32, 1),
+             # float tiles transposed in 8x8 blocks (c >= 4: whole and partial blocks, the
+             # last unit read by lanes when a block would pass the array's end), the
+             # forward's lanes up to 63 classes and value+grad's up to 47, rows' tails
+             (40, 4, 1), (64, 8, 1), (16, 12, 1), (25, 20, 1), (24, 47, 1), (24, 50, 1),
+             (17, 63, 1), (9, 64, 1), (7, 70, 1), (11, 101, 1)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -8,6 +8,9 @@ import fastloss
 X = np.random.default_rng(0).standard_normal((4, 3))
 T = np.array([0, 2, 1, 0])
 
+# every case through the common call's lean path and through the general one
+pytestmark = pytest.mark.usefixtures("fast_path")
+
 
 @pytest.mark.parametrize("call,exc,words", [
     # reduction, everywhere through the shared rule

@@ -198,6 +198,25 @@ def test_serial_and_parallel_drivers_agree_bitwise():
         assert a[-4].tobytes() == b[-4].tobytes() and a[-3].tobytes() == b[-3].tobytes()
 
 
+@pytest.mark.parametrize("c", [17, 33, 48, 49])
+def test_small_class_tiles_match_reference(c):
+    """The transposed-tile path (c <= SMALL_C) and the rows path just above it, with
+    weights, smoothing, ignored and non-finite items, a partial last tile."""
+    rng = np.random.default_rng(c)
+    n = 150
+    x = (rng.standard_normal((n, c)) * 3).astype(np.float32)
+    x[3, 2] = np.nan
+    x[5, :] = -np.inf
+    t = rng.integers(0, c, n)
+    t[::7] = -100
+    w = rng.uniform(0.2, 2.0, c).astype(np.float32)
+    for kw in ({}, {"weight": w, "label_smoothing": 0.1}, {"reduction": "none"}):
+        got = fastloss.value_and_grad(fastloss.cross_entropy)(x, t, backend="numba", **kw)
+        ref = fastloss.value_and_grad(fastloss.cross_entropy)(x, t, backend="numpy", **kw)
+        np.testing.assert_allclose(got[0], ref[0], rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(got[1], ref[1], rtol=2e-5, atol=1e-6)
+
+
 def test_wide_rows_match_reference():
     # 9000 classes: several blocks of the online log-sum-exp, the max in a late block,
     # all -inf leading blocks, an all -inf row and a NaN in a late block

@@ -5,6 +5,7 @@ backend against the reference (test_backends.py)."""
 import numpy as np
 import pytest
 
+from fastloss import _fast
 from conftest import case_params
 from helpers import assert_close, has_twin, run_fastloss, run_torch, tolerance
 
@@ -26,3 +27,13 @@ def test_matches_torch(case, dtype, reduction):
         for name in grads:
             assert grads[name].dtype == t_grads[name].dtype
             assert_close(grads[name], t_grads[name], rtol, f"grad of {name}")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("case,dtype,reduction",
+                         case_params(where=lambda c: c.loss in _fast.FORWARD))
+def test_matches_torch_on_the_general_path(case, dtype, reduction, monkeypatch):
+    """The class losses with a lean path for their common call (fastloss._fast), which
+    test_matches_torch takes, again on the general path."""
+    monkeypatch.setattr(_fast, "enabled", False)
+    test_matches_torch(case, dtype, reduction)

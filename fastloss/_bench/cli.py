@@ -17,6 +17,20 @@ MODE_ALIASES = {"forward": ["forward"], "fwd": ["forward"], "grad": ["grad"],
                 "vg": ["grad"], "value_and_grad": ["grad"], "both": ["forward", "grad"]}
 
 
+# Named grids (--grid), issue 13's: cross-entropy and nll_loss over class counts x batch
+# sizes wherever the logits fit in 1 GiB of float32 (the gradient takes as much again, and
+# torch's log_softmax intermediate too), and the small-call series, whose times are the
+# whole call (validation, dispatch, kernel, 0-d result).
+GRID_CLASSES = (2, 10, 32, 100, 256, 1000, 32000)
+GRID_ROWS = (8192, 65536, data.M)
+GRID_MAX_ELEMENTS = 1 << 28
+GRIDS = {
+    "ce": (("cross_entropy", "nll_loss"),
+           tuple((n, c) for n in GRID_ROWS for c in GRID_CLASSES if n * c <= GRID_MAX_ELEMENTS)),
+    "small": (("cross_entropy",), ((8, 10), (64, 10), (64, 1000), (512, 100), (8192, 100))),
+}
+
+
 class UsageError(Exception):
     """A bad argument: reported on one line, exit code 2."""
 
@@ -42,6 +56,12 @@ def build_parser():
                             "check every result against the NumPy reference.")
     p.add_argument("--loss", nargs="+", action="append", metavar="NAME",
                    help="losses to run (default: all in fastloss's registry)")
+    p.add_argument("--grid", choices=sorted(GRIDS), default=None,
+                   help="a named grid: 'ce' (cross_entropy and nll_loss, C in "
+                        f"{', '.join(map(str, GRID_CLASSES))} x N in 8192, 65536, 1M where "
+                        "N*C <= 2^28), 'small' (the small-call series of cross_entropy: "
+                        "8x10 64x10 64x1000 512x100 8192x100); --loss and --size, when "
+                        "given, replace its losses or sizes")
     p.add_argument("--size", nargs="+", action="append", metavar="SIZE",
                    help="NxC or N (K=1024, M=1024**2), e.g. 65536x1000 1Mx10 16M "
                         "(default: a grid per loss; see --list)")
@@ -126,9 +146,10 @@ def make_plan(ns):
     from .worker import load_plugins
     load_plugins(ns.plugin)
 
-    losses = _split(ns.loss) or list(LOSSES)
+    grid_losses, grid_sizes = GRIDS[ns.grid] if ns.grid else (None, None)
+    losses = _split(ns.loss) or list(grid_losses or LOSSES)
     _choose(losses, list(LOSSES), "loss")
-    if ns.loss:
+    if ns.loss or grid_losses:
         missing = [loss for loss in losses if data.generator(loss) is None]
         if missing:
             raise UsageError(f"no data generator for {', '.join(missing)} "
@@ -139,6 +160,8 @@ def make_plan(ns):
             sizes = [data.parse_size(s) for s in _split(ns.size)]
         except data.SizeError as exc:
             raise UsageError(str(exc)) from None
+    elif grid_sizes:
+        sizes = list(grid_sizes)
     cases, unfit = runner.make_cases(losses, sizes, ns.quick)
     if unfit and not any("error" not in c for c in cases):
         loss, size = unfit[0]
