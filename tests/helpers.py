@@ -129,3 +129,19 @@ def assert_close(actual, expected, rtol, what=""):
     scale = float(np.max(np.abs(expected[finite]))) if finite.any() else 1.0
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * max(1.0, scale),
                                equal_nan=True, err_msg=what)
+
+
+def first_weighted_cases(bridged):
+    """pytest params: the first case of each loss in `bridged` whose function takes
+    fastloss's sample_weight= (the bridges' weighted tests)."""
+    import inspect
+
+    import pytest
+    from conftest import all_cases
+    seen, out = set(), []
+    for c in all_cases():
+        if (c.loss in bridged and c.loss not in seen and "sample_weight"
+                in inspect.signature(LOSSES[c.loss].function).parameters):
+            seen.add(c.loss)
+            out.append(pytest.param(c, id=f"{c.loss}-{c.id}"))
+    return out

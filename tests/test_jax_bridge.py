@@ -1,8 +1,6 @@
 """fastloss.jax: the losses as JAX functions under jit, grad and vmap (registry-driven),
 checked against optax where it has the same loss and against jax.grad of a jax.numpy
 reference elsewhere."""
-import inspect
-
 import numpy as np
 import pytest
 
@@ -13,7 +11,7 @@ import jax.numpy as jnp  # noqa: E402
 import fastloss  # noqa: E402
 from fastloss._registry import LOSSES  # noqa: E402
 from conftest import all_cases  # noqa: E402
-from helpers import diff_args, grad_output_for  # noqa: E402
+from helpers import diff_args, first_weighted_cases, grad_output_for  # noqa: E402
 
 try:
     import optax
@@ -27,18 +25,23 @@ def test_every_loss_is_bridged_or_excluded():
                          "fastloss.jax.EXCLUDED with the reason")
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.loss}-{c.id}") for c in all_cases()
-                                  if c.loss in fj.BRIDGED])
-@pytest.mark.parametrize("reduction", ["mean", "none"])
-def test_jit_grad_match_fastloss_on_arrays(case, reduction):
+def _float32_call(case, reduction):
+    """(args, kwargs with the reduction, the loss's function) of a case in float32, or a
+    skip: a reduction the case lacks, or subnormal inputs (XLA flushes them)."""
     if reduction not in case.reductions:
         pytest.skip("reduction not in the case")
     args, kwargs = case.build(np.float32)
     if any(_has_subnormal(a) for a in (*args, *kwargs.values())):
         pytest.skip("XLA's CPU threads flush subnormals to zero, the host callback too")
-    kwargs = {**kwargs, "reduction": reduction}
-    fn = LOSSES[case.loss].function
+    return args, {**kwargs, "reduction": reduction}, LOSSES[case.loss].function
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.loss}-{c.id}") for c in all_cases()
+                                  if c.loss in fj.BRIDGED])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_jit_grad_match_fastloss_on_arrays(case, reduction):
+    args, kwargs, fn = _float32_call(case, reduction)
     expected = np.asarray(fn(*args, **kwargs, backend="numpy"))
     names = LOSSES[case.loss].parameters
     bound = dict(zip(names, args), **kwargs)
@@ -272,29 +275,14 @@ def test_without_jax_the_import_error_says_what_to_install(tmp_path):
     assert "pip install jax" in out
 
 
-def _first_weighted_cases():
-    seen, out = set(), []
-    for c in all_cases():
-        if (c.loss in fj.BRIDGED and c.loss not in seen and "sample_weight"
-                in inspect.signature(LOSSES[c.loss].function).parameters):
-            seen.add(c.loss)
-            out.append(pytest.param(c, id=f"{c.loss}-{c.id}"))
-    return out
-
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("case", _first_weighted_cases())
+@pytest.mark.parametrize("case", first_weighted_cases(fj.BRIDGED))
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_sample_weight_inside_jit_and_grad(case, reduction):
     """fastloss's sample_weight= through the JAX bridge: fastloss's weighted value and
     gradients, under jit and grad (the weights get a zero cotangent)."""
-    if reduction not in case.reductions:
-        pytest.skip("reduction not in the case")
-    args, kwargs = case.build(np.float32)
-    if any(_has_subnormal(a) for a in (*args, *kwargs.values())):
-        pytest.skip("XLA's CPU threads flush subnormals to zero, the host callback too")
-    kwargs = {**kwargs, "reduction": reduction}
-    fn = LOSSES[case.loss].function
+    args, kwargs, fn = _float32_call(case, reduction)
     shape = np.shape(fn(*args, **{**kwargs, "reduction": "none"}, backend="numpy"))
     s = np.random.default_rng(5).uniform(0.0, 2.0, shape).astype(np.float32)
     expected = np.asarray(fn(*args, **kwargs, sample_weight=s, backend="numpy"))

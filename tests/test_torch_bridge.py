@@ -13,7 +13,7 @@ ft = pytest.importorskip("fastloss.torch")
 import fastloss  # noqa: E402
 from fastloss._registry import LOSSES  # noqa: E402
 from conftest import all_cases  # noqa: E402
-from helpers import diff_args, grad_output_for  # noqa: E402
+from helpers import diff_args, first_weighted_cases, grad_output_for  # noqa: E402
 
 F = torch.nn.functional
 PATHS = ("eager", "ops")
@@ -501,19 +501,9 @@ def test_retain_graph_second_backward_and_grad_output_scaling(path):
     torch.testing.assert_close(x.grad, 3.5 * x2.grad)
 
 
-def _first_weighted_cases(bridged):
-    """The first case of each bridged loss whose function takes sample_weight."""
-    seen, out = set(), []
-    for c in all_cases():
-        if (c.loss in bridged and c.loss not in seen and "sample_weight"
-                in inspect.signature(LOSSES[c.loss].function).parameters):
-            seen.add(c.loss)
-            out.append(pytest.param(c, id=f"{c.loss}-{c.id}"))
-    return out
-
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("case", _first_weighted_cases(ft.BRIDGED))
+@pytest.mark.parametrize("case", first_weighted_cases(ft.BRIDGED))
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_sample_weight_is_applied_as_fastloss_applies_it(case, reduction, path):
     """fastloss's sample_weight= through the bridge: the weighted value and gradients of
