@@ -36,29 +36,35 @@ def _float32_call(case, reduction):
     return args, {**kwargs, "reduction": reduction}, LOSSES[case.loss].function
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.loss}-{c.id}") for c in all_cases()
-                                  if c.loss in fj.BRIDGED])
-@pytest.mark.parametrize("reduction", ["mean", "none"])
-def test_jit_grad_match_fastloss_on_arrays(case, reduction):
+def _check_jit_and_grad(case, reduction, weighted):
+    """The JAX function under jit and jit(grad) against fastloss on the same float32
+    arrays, unweighted or with fastloss's sample_weight= (a traced argument too, whose
+    cotangent must be zero)."""
     args, kwargs, fn = _float32_call(case, reduction)
-    expected = np.asarray(fn(*args, **kwargs, backend="numpy"))
+    s = None
+    if weighted:
+        shape = np.shape(fn(*args, **{**kwargs, "reduction": "none"}, backend="numpy"))
+        s = np.random.default_rng(5).uniform(0.0, 2.0, shape).astype(np.float32)
+    weights = {} if s is None else {"sample_weight": s}
+    expected = np.asarray(fn(*args, **kwargs, **weights, backend="numpy"))
     names = LOSSES[case.loss].parameters
     bound = dict(zip(names, args), **kwargs)
     arrays = {n: v for n, v in bound.items() if isinstance(v, np.ndarray)}
     others = {n: v for n, v in bound.items() if n not in arrays}
     jfn = getattr(fj, case.loss)
+    w0 = None if s is None else jnp.asarray(s)
 
-    def f(arrs):
-        return jfn(**arrs, **others, backend="numpy")
+    def f(arrs, w):
+        return jfn(**arrs, **others, **({} if w is None else {"sample_weight": w}),
+                   backend="numpy")
     if (reduction == "none" and case.loss == "ctc_loss" and np.ndim(bound["targets"]) == 1
             and np.ndim(bound["log_probs"]) == 3):
         # documented limit: concatenated targets are only checked against the lengths'
         # values, which a tracer does not have, so the unreduced shape is not inferred
         with pytest.raises(NotImplementedError, match="reduction='none' cannot be inferred"):
-            jax.jit(f)({n: jnp.asarray(v) for n, v in arrays.items()})
+            jax.jit(f)({n: jnp.asarray(v) for n, v in arrays.items()}, w0)
         return
-    got = jax.jit(f)({n: jnp.asarray(v) for n, v in arrays.items()})
+    got = jax.jit(f)({n: jnp.asarray(v) for n, v in arrays.items()}, w0)
     np.testing.assert_allclose(np.asarray(got), expected.astype(got.dtype), rtol=1e-6,
                                atol=1e-6, equal_nan=True)
     wrt = diff_args(case.loss, args, kwargs) if case.grad else ()
@@ -66,14 +72,26 @@ def test_jit_grad_match_fastloss_on_arrays(case, reduction):
         return
     go = grad_output_for(expected.shape, reduction, np.float32)
     _, want = fastloss.value_and_grad(fn, argnums=wrt)(*args, **kwargs, grad_output=go,
-                                                        backend="numpy")
+                                                        **weights, backend="numpy")
     consts = {n: jnp.asarray(v) for n, v in arrays.items() if n not in wrt}
-    grads = jax.jit(jax.grad(lambda d: jnp.sum(f({**consts, **d}) * go)))(
-        {n: jnp.asarray(arrays[n]) for n in wrt})
+    diff = {n: jnp.asarray(arrays[n]) for n in wrt}
+    if s is None:
+        grads = jax.jit(jax.grad(lambda d: jnp.sum(f({**consts, **d}, None) * go)))(diff)
+    else:
+        grads, g_s = jax.jit(jax.grad(lambda d, w: jnp.sum(f({**consts, **d}, w) * go),
+                                      argnums=(0, 1)))(diff, w0)
+        assert not np.any(np.asarray(g_s))
     for n, w in zip(wrt, want):
         np.testing.assert_allclose(np.asarray(grads[n]), w, rtol=2e-5, atol=2e-6,
                                    equal_nan=True, err_msg=n)
 
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.loss}-{c.id}") for c in all_cases()
+                                  if c.loss in fj.BRIDGED])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_jit_grad_match_fastloss_on_arrays(case, reduction):
+    _check_jit_and_grad(case, reduction, weighted=False)
 
 def _has_subnormal(a):
     if not (isinstance(a, np.ndarray) and a.dtype.kind == "f"):
@@ -275,42 +293,10 @@ def test_without_jax_the_import_error_says_what_to_install(tmp_path):
     assert "pip install jax" in out
 
 
-
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("case", first_weighted_cases(fj.BRIDGED))
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_sample_weight_inside_jit_and_grad(case, reduction):
     """fastloss's sample_weight= through the JAX bridge: fastloss's weighted value and
     gradients, under jit and grad (the weights get a zero cotangent)."""
-    args, kwargs, fn = _float32_call(case, reduction)
-    shape = np.shape(fn(*args, **{**kwargs, "reduction": "none"}, backend="numpy"))
-    s = np.random.default_rng(5).uniform(0.0, 2.0, shape).astype(np.float32)
-    expected = np.asarray(fn(*args, **kwargs, sample_weight=s, backend="numpy"))
-    names = LOSSES[case.loss].parameters
-    bound = dict(zip(names, args), **kwargs)
-    arrays = {n: v for n, v in bound.items() if isinstance(v, np.ndarray)}
-    others = {n: v for n, v in bound.items() if n not in arrays}
-    jfn = getattr(fj, case.loss)
-
-    def f(arrs, w):
-        return jfn(**arrs, **others, sample_weight=w, backend="numpy")
-    if (reduction == "none" and case.loss == "ctc_loss" and np.ndim(bound["targets"]) == 1
-            and np.ndim(bound["log_probs"]) == 3):
-        return        # documented limit, tested above
-    got = jax.jit(f)({n: jnp.asarray(v) for n, v in arrays.items()}, jnp.asarray(s))
-    np.testing.assert_allclose(np.asarray(got), expected.astype(got.dtype), rtol=1e-6,
-                               atol=1e-6, equal_nan=True)
-    wrt = diff_args(case.loss, args, kwargs) if case.grad else ()
-    if not wrt:
-        return
-    go = grad_output_for(expected.shape, reduction, np.float32)
-    _, want = fastloss.value_and_grad(fn, argnums=wrt)(
-        *args, **kwargs, grad_output=go, sample_weight=s, backend="numpy")
-    consts = {n: jnp.asarray(v) for n, v in arrays.items() if n not in wrt}
-    grads, g_s = jax.jit(jax.grad(lambda d, w: jnp.sum(f({**consts, **d}, w) * go),
-                                  argnums=(0, 1)))(
-        {n: jnp.asarray(arrays[n]) for n in wrt}, jnp.asarray(s))
-    assert not np.any(np.asarray(g_s))
-    for n, w in zip(wrt, want):
-        np.testing.assert_allclose(np.asarray(grads[n]), w, rtol=2e-5, atol=2e-6,
-                                   equal_nan=True, err_msg=n)
+    _check_jit_and_grad(case, reduction, weighted=True)
