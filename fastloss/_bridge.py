@@ -51,10 +51,13 @@ def value_and_grads(spec, values, positions, grad_output, backend):
     with ``values`` naming every parameter; a ``sample_weight`` among them is applied as
     the public functions apply it (``fastloss._weighted``). Each gradient comes back in
     the computed dtype: the bridges cast it to their tensors' own."""
-    from . import _engine, _weighted
+    from . import _engine, _fast, _weighted
     values = dict(values)
     sample_weight = values.pop("sample_weight", None)
-    prep = spec.prepare(**values)
+    fast_prepare = _fast.PREPARE.get(spec.name) if _fast.enabled else None
+    prep = None if fast_prepare is None else fast_prepare((), values)
+    if prep is None:
+        prep = spec.prepare(**values)
     if sample_weight is None:
         return _engine.value_and_grad(prep, positions, grad_output, None, backend)
     return _weighted.value_and_grad(prep, positions, grad_output, None, backend, None,

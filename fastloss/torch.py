@@ -251,6 +251,7 @@ class _Bridge:
         self.op_params = [n for n in self.params if self.kinds[n] != "literal"]
         self.op_diff_index = [self.op_params.index(n) for n in self.diff]
         self.signature = inspect.signature(spec.function)
+        self.reduction_index = self.params.index("reduction")
         self.sample_weight_index = (self.params.index("sample_weight")
                                     if "sample_weight" in self.params else None)
 
@@ -496,18 +497,22 @@ def _scaled(grad, grad_output):
 
 
 class _Eager(torch.autograd.Function):
-    """The eager fast path: the same host functions as the operators, no dispatcher."""
+    """The eager fast path: the same host functions as the operators, no dispatcher.
+
+    ``apply(bridge, backend, call, *diff)``: ``call`` is the full parameter tuple and
+    ``diff`` its differentiable arguments again, the only tensors autograd has to track
+    (apply's own cost grows with its argument count: 12 arguments instead of 4 cost
+    ~10 us of the ~150 us of a 64 x 1000 cross_entropy step, thread time)."""
 
     @staticmethod
-    def forward(ctx, bridge, backend, *args):
-        needs = ctx.needs_input_grad[2:]
-        wrt = [bool(needs[i]) for i in bridge.diff_index]
-        ctx.bridge, ctx.backend, ctx.wrt, ctx.args = bridge, backend, wrt, args
+    def forward(ctx, bridge, backend, call, *diff):
+        wrt = list(ctx.needs_input_grad[3:])
+        ctx.bridge, ctx.backend, ctx.wrt, ctx.args = bridge, backend, wrt, call
         ctx.saved = None
-        reduction = args[bridge.params.index("reduction")]
+        reduction = call[bridge.reduction_index]
         if reduction == "none" or not any(wrt):
-            return bridge.forward(args, backend)
-        value, ctx.saved = bridge.value_and_grads(args, wrt, backend)
+            return bridge.forward(call, backend)
+        value, ctx.saved = bridge.value_and_grads(call, wrt, backend)
         return value
 
     @staticmethod
@@ -526,13 +531,10 @@ class _Eager(torch.autograd.Function):
                                               grad_output.detach())
         deps = [grad_output, *[a for a in ctx.args if isinstance(a, Tensor)]]
         grads = _guard_twice(bridge, grads, deps)
-        out = [None] * len(bridge.params)
         it = iter(grads)
-        for i, w in zip(bridge.diff_index, ctx.wrt):
-            if w:
-                out[i] = next(it)
+        out = [next(it) if w else None for w in ctx.wrt]
         del grads, it
-        return (None, None, *out)
+        return (None, None, None, *out)
 
 
 # --------------------------------------------------------------------------- public API
@@ -583,7 +585,8 @@ def _make_function(bridge, ops):
             _check_requires_grad(bridge, values)
         if not tracing and not fake and not _use_ops:
             if needs:
-                return _Eager.apply(bridge, backend, *call)
+                return _Eager.apply(bridge, backend, call,
+                                    *[call[i] for i in bridge.diff_index])
             return bridge.forward(call, backend)
         reduction = values["reduction"]
         op_args = bridge.pack(call)
