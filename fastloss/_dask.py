@@ -278,16 +278,18 @@ def _grad_block(name, positions, call, backend, sample_weight, grad_output, deno
     return (value, *grads)
 
 
-def _finish(rec, reduction, dtype):
+def _finish(reduction, dtype, *records):
+    """The 0-d loss from every block's [total, denominator] record, in one task (see
+    `forward`)."""
     from ._reduction import reduce_total
-    rec = np.asarray(rec).reshape(-1)
+    rec = _add(*records).reshape(-1)
     total, denom = float(rec[0]), float(rec[1])
     return reduce_total(total, "sum" if reduction == "sum" else "mean", denom, dtype)
 
 
-def _finish_total(total, denom, reduction, dtype):
+def _finish_total(denom, reduction, dtype, *totals):
     from ._reduction import reduce_total
-    total = float(np.asarray(total).reshape(-1)[0])
+    total = float(_add(*totals).reshape(-1)[0])
     d = 1.0 if denom is None else float(np.asarray(denom).reshape(-1)[0])
     return reduce_total(total, "sum" if reduction == "sum" else "mean", d, dtype)
 
@@ -316,8 +318,11 @@ def forward(spec, args, kwargs, backend, sample_weight):
         return da.concatenate(blocks, axis=0)
     records = [dask.delayed(_record)(spec.name, plan.call(i, reduction), backend, sws[i])
                for i in range(plan.n_blocks)]
-    return da.from_delayed(dask.delayed(_finish)(_delayed_sum(records), reduction, dtype),
-                           (), dtype)
+    # The records (16 bytes each) are summed and finished by one task: each level of a
+    # tree of sums is one more hop between the workers (the task stream of a 2-worker
+    # LocalCluster showed each hop waiting on a transfer from the other worker), and a
+    # flat sum of 16-byte records needs no tree for memory.
+    return da.from_delayed(dask.delayed(_finish)(reduction, dtype, *records), (), dtype)
 
 
 def _add(*parts):
@@ -329,11 +334,12 @@ def _add(*parts):
 
 
 def _delayed_sum(parts):
-    """The sum of Delayed arrays as a tree of additions, eight at a time (dask's own
-    split_every for a sum): a Delayed. A dask.array reduction over the same parts
-    (from_delayed, concatenate, sum, then rechunk to one block for the last task) made
-    ~70 tasks for 20 chunks, against these 20 + 4: 213 -> 178 ms per compute on a 2-worker
-    LocalCluster (bench/dask_eval.py, 2 GB in 100 MB chunks, the two versions side by side)."""
+    """The sum of Delayed arrays (the blocks' gradients of an argument shared by every
+    item) as a tree of additions, eight at a time (dask's own split_every for a sum): a
+    Delayed. Fewer tasks than a dask.array reduction over the same parts (from_delayed,
+    concatenate, sum, rechunk to one block for the last task): for 20 records, ~70 tasks
+    against 20 + 4 took 213 -> 178 ms per compute on a 2-worker LocalCluster
+    (bench/dask_eval.py, 2 GB in 100 MB chunks, side by side)."""
     import dask
     parts = list(parts)
     while len(parts) > 1:
@@ -361,9 +367,9 @@ def value_and_grad(spec, single, positions, args, kwargs, grad_output, backend,
         gos = [g] * plan.n_blocks
         denom = None
         if prep0.reduction == "mean":       # "mean" and kl_div's "batchmean"
-            denom = _delayed_sum([dask.delayed(_denominator_record)(
+            denom = dask.delayed(_add)(*[dask.delayed(_denominator_record)(
                 spec.name, plan.call(i, reduction), backend, sws[i])
-                for i in range(plan.n_blocks)])
+                for i in range(plan.n_blocks)])     # one task, as forward's records
     names = [spec.differentiable[p] for p in positions]
     n_out = 1 + len(names)
     blocks = [dask.delayed(_grad_block, nout=n_out)(
@@ -373,9 +379,8 @@ def value_and_grad(spec, single, positions, args, kwargs, grad_output, backend,
         value = da.concatenate([da.from_delayed(b[0], (plan.chunks0[i], *tail), dtype)
                                 for i, b in enumerate(blocks)], axis=0)
     else:
-        total = _delayed_sum([b[0] for b in blocks])
-        value = da.from_delayed(dask.delayed(_finish_total)(total, denom, reduction, dtype),
-                                (), dtype)
+        value = da.from_delayed(dask.delayed(_finish_total)(
+            denom, reduction, dtype, *[b[0] for b in blocks]), (), dtype)
     grads = []
     for k, name in enumerate(names, start=1):
         if name in plan.batch:
