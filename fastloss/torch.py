@@ -198,7 +198,8 @@ def _to_numpy(t):
     """A zero-copy NumPy view of a CPU tensor (bfloat16, which NumPy lacks, as float32)."""
     if not isinstance(t, Tensor):
         return t
-    t = t.detach()
+    if t.requires_grad:
+        t = t.detach()
     if t.dtype == torch.bfloat16:
         t = t.float()
     return t.numpy()
@@ -221,10 +222,13 @@ def _jsonable(v):
 def _half_result(tensors):
     """The dtype torch returns a loss in when its floating arguments promote to float16 or
     bfloat16 (fastloss computes those in float32), else None."""
+    dtypes = [t.dtype for t in tensors if isinstance(t, Tensor)]
+    if not any(d in _HALF for d in dtypes):
+        return None          # the common case, without torch calls (~5 us a call)
     dtype = None
-    for t in tensors:
-        if isinstance(t, Tensor) and t.is_floating_point():
-            dtype = t.dtype if dtype is None else torch.promote_types(dtype, t.dtype)
+    for d in dtypes:
+        if d.is_floating_point:
+            dtype = d if dtype is None else torch.promote_types(dtype, d)
     return dtype if dtype in _HALF else None
 
 
@@ -305,7 +309,8 @@ class _Bridge:
             src = self.derived.get(n)
             t = args[self.params.index(n)]
             g = by_name[n] if src is None else _bridge.negated_grad(by_name[src], t.shape)
-            out.append(torch.from_numpy(g).to(t.dtype))
+            g = torch.from_numpy(g)
+            out.append(g if g.dtype == t.dtype else g.to(t.dtype))
         return _value_tensor(value, self.loss_args(args)), out
 
     def loss_args(self, args):
@@ -557,8 +562,15 @@ def _make_function(bridge, ops):
         backend = values.pop("backend", None)
         tracing = torch.compiler.is_compiling()
         fake = tracing
+        needs = False
         for name in tensor_params:
             v = values[name]
+            if type(v) is Tensor:
+                # the common case, tested first and cheaply (a fake tensor is a subclass)
+                if not (v.is_cpu or tracing):
+                    _not_on_cpu(spec.name, name, v)
+                needs = needs or v.requires_grad
+                continue
             if v is None:
                 if bridge.kinds[name] != "Tensor?":
                     raise TypeError(f"{spec.name}: {name} must be a tensor, got None")
@@ -573,14 +585,11 @@ def _make_function(bridge, ops):
             elif not tracing:
                 if _is_fake(v):
                     fake = True
-                elif v.device.type != "cpu":
-                    raise ValueError(
-                        f"{spec.name}: {name} is on {v.device}, but fastloss runs on the "
-                        "CPU only; move the tensors with .cpu(), or use torch.nn.functional."
-                        f"{spec.name} on that device")
-        call = tuple(values[n] for n in bridge.params)
-        needs = torch.is_grad_enabled() and any(
-            isinstance(a, Tensor) and a.requires_grad for a in call)
+                elif not v.is_cpu:
+                    _not_on_cpu(spec.name, name, v)
+            needs = needs or v.requires_grad
+        call = tuple([values[n] for n in bridge.params])
+        needs = needs and torch.is_grad_enabled()
         if needs:
             _check_requires_grad(bridge, values)
         if not tracing and not fake and not _use_ops:
@@ -603,6 +612,12 @@ def _make_function(bridge, ops):
                   f"and fastloss.torch for the rules.\n\n"
                   + (inspect.getdoc(spec.function) or ""))
     return fn
+
+
+def _not_on_cpu(loss, name, v):
+    raise ValueError(
+        f"{loss}: {name} is on {v.device}, but fastloss runs on the CPU only; move the "
+        f"tensors with .cpu(), or use torch.nn.functional.{loss} on that device")
 
 
 def _check_requires_grad(bridge, values):
