@@ -3,8 +3,8 @@
 A loss over a Dask array is a graph, never a gather of the data:
 
 - "mean"/"sum": each batch chunk gives a record (float64 total, float64 denominator)
-  from one kernel call (`_weighted.parts`); a tree of additions (eight at a time) sums
-  the records and the last task divides: a 0-d Dask array.
+  from one kernel call (`_weighted.parts`); one last task sums the records and divides:
+  a 0-d Dask array.
 - "none": one block of per-item losses per batch chunk, chunked like the batch.
 - gradients: one fused value-and-gradient kernel call per batch chunk. A "mean" divides
   by a denominator that depends on the targets and weights only (the item count, the
@@ -13,7 +13,10 @@ A loss over a Dask array is a graph, never a gather of the data:
   and every gradient block then runs with the global scale, exactly as the in-memory
   call does. The logits are read once. Arguments shared by every item (a
   ``linear_weight``, a ``positive`` broadcast along the batch) get the sum of the
-  per-chunk gradients, again by a tree reduction.
+  per-chunk gradients, by a tree of additions eight at a time.
+
+The graph is written directly, one layer of plain tasks over the inputs' layers
+(`_Graph`), in time linear in the number of chunks.
 
 Which axis of which argument is the batch is the registry's (`LossSpec.batch_axis`):
 the first axis, ctc_loss's log_probs (T, N, C) its second, linear_weight none. Chunks
@@ -31,8 +34,10 @@ aborts there; fastloss serialises its calls when it has to fall back to it).
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import math
+import operator
 import os
 
 import numpy as np
@@ -125,23 +130,19 @@ class _Plan:
             else:
                 self.fixed[k] = v
         self.names = names
-        # Tasks get their chunks as Delayed objects naming the chunks' keys: a dask
-        # Array given to dask.delayed would be finalised (concatenated) in a subgraph of
-        # its own per task, which costs ~10 ms each on a distributed scheduler.
-        self._chunks = {k: a.to_delayed(optimize_graph=False) for k, a in self.batch.items()}
-        self._fixed_delayed = {k: _one(v) if is_dask(v) else v for k, v in self.fixed.items()}
+        # The graph is written directly (see _Graph): each task names the keys of its
+        # chunks, and arguments shared by every task are one key each.
+        self.graph = _Graph()
+        self._keys = {k: self.graph.block_keys(a, axes[k]) for k, a in self.batch.items()}
+        self._fixed_keys = {k: self.graph.whole(v) if is_dask(v) else self.graph.const(v)
+                            for k, v in self.fixed.items()}
 
     def block(self, i):
-        """The batch arguments of block i (lazy), by name."""
-        out = {}
-        for k, chunks in self._chunks.items():
-            index = [0] * chunks.ndim
-            index[self.axes[k]] = i
-            out[k] = chunks[tuple(index)]
-        return out
+        """The batch arguments of block i (keys of chunks), by name."""
+        return {k: keys[i] for k, keys in self._keys.items()}
 
     def call(self, i, reduction):
-        return {**self._fixed_delayed, **self.block(i), "reduction": reduction}
+        return {**self._fixed_keys, **self.block(i), "reduction": reduction}
 
     def cut_items(self, value, name, tail):
         """`value` (sample_weight, or grad_output of "none": broadcastable to, or of, the
@@ -166,11 +167,10 @@ class _Plan:
         item_ndim = len(shape)
         batched = np.ndim(value) == item_ndim and item_ndim and np.shape(value)[0] == self.n
         if not batched:
-            whole = _one(value) if is_dask(value) else value
+            whole = self.graph.whole(value) if is_dask(value) else self.graph.const(value)
             return [whole] * self.n_blocks
         a = value if is_dask(value) else da.from_array(np.asarray(value), chunks=-1)
-        chunks = _merged(name, a, 0, self.chunks0).to_delayed(optimize_graph=False)
-        return [chunks[(i,) + (0,) * (a.ndim - 1)] for i in range(self.n_blocks)]
+        return self.graph.block_keys(_merged(name, a, 0, self.chunks0), 0)
 
     def probe(self, reduction):
         """(shape of the unreduced loss after its batch axis, result dtype), from a call
@@ -194,9 +194,123 @@ class _Plan:
         raise last
 
 
-def _one(a):
-    """A Dask array as one Delayed chunk (see _Plan)."""
-    return a.rechunk(-1).to_delayed(optimize_graph=False).reshape(-1)[0]
+class _Key:
+    """A task argument that is the result of another task (dask substitutes it): a key,
+    or a task expression such as (getitem, key, 0)."""
+    __slots__ = ("key",)
+
+    def __init__(self, key):
+        self.key = key
+
+
+class _Graph:
+    """One call's tasks, written as a plain dict of dask tasks in a single
+    HighLevelGraph layer over the input collections.
+
+    Why not dask.delayed: each delayed call merges the graphs of its arguments (every
+    chunk's Delayed carries the whole input array's graph, the shared denominator every
+    record's layer), so building cost grew with chunks x layers: a value_and_grad over
+    2000 chunks took 46 s to build (forward 2.0 s), 20 chunks 44 ms (forward 19 ms).
+    Written directly, the build is linear in the number of chunks."""
+
+    def __init__(self):
+        import uuid
+        self.tasks = {}
+        self.dependencies = []
+        self._seen = set()
+        self.token = uuid.uuid4().hex
+
+    def name(self, what):
+        return f"fastloss-{what}-{self.token}"
+
+    def _depend(self, a):
+        if id(a) not in self._seen:
+            self._seen.add(id(a))
+            self.dependencies.append(a)
+
+    def block_keys(self, a, axis):
+        """The keys of a Dask array's blocks along `axis` (one chunk along the others)."""
+        self._depend(a)
+        keys = a.__dask_keys__()
+        out = []
+        for i in range(a.numblocks[axis]):
+            k = keys
+            for ax in range(a.ndim):
+                k = k[i if ax == axis else 0]
+            out.append(_Key(k))
+        return out
+
+    def whole(self, a):
+        """A Dask array as the key of its one chunk."""
+        a = a.rechunk(-1)
+        self._depend(a)
+        k = a.__dask_keys__()
+        while isinstance(k, list):
+            k = k[0]
+        return _Key(k)
+
+    def const(self, v):
+        """A NumPy array goes into the graph once (not into every task); anything else
+        is given to the tasks as it is."""
+        if not isinstance(v, np.ndarray):
+            return v
+        key = (self.name("const"), len(self.tasks))
+        self.tasks[key] = v
+        return _Key(key)
+
+    def add(self, key, fn, **kwargs):
+        """tasks[key] = fn(**kwargs), where a _Key value (also inside a dict value, the
+        loss's `call`) is another task's result: those become the task's arguments, which
+        dask substitutes; the rest rides in a functools.partial, which dask leaves alone."""
+        static, paths, args = {}, [], []
+        for k, v in kwargs.items():
+            if isinstance(v, dict):
+                inner = {}
+                for kk, vv in v.items():
+                    if isinstance(vv, _Key):
+                        paths.append((k, kk))
+                        args.append(vv.key)
+                    else:
+                        inner[kk] = vv
+                static[k] = inner
+            elif isinstance(v, _Key):
+                paths.append((k,))
+                args.append(v.key)
+            elif isinstance(v, _Keys):
+                paths.append((k,))
+                args.append(v.keys)
+            else:
+                static[k] = v
+        self.tasks[key] = (functools.partial(_run, fn, static, tuple(paths)), *args)
+        return _Key(key)
+
+    def array(self, name, chunks, dtype):
+        """The Dask array whose blocks are the tasks named `name`."""
+        import dask.array as da
+        from dask.highlevelgraph import HighLevelGraph
+        hlg = HighLevelGraph.from_collections(name, self.tasks,
+                                              dependencies=self.dependencies)
+        return da.Array(hlg, name, chunks=chunks, dtype=dtype)
+
+
+class _Keys:
+    """A list of task results given as one argument (`_Graph.add` passes them as a
+    list, which dask substitutes element by element)."""
+    __slots__ = ("keys",)
+
+    def __init__(self, keys):
+        self.keys = [k.key for k in keys]
+
+
+def _run(fn, static, paths, *values):
+    """A task of `_Graph.add`: fn(**kwargs) with the computed values put back in place."""
+    kwargs = {k: dict(v) if isinstance(v, dict) else v for k, v in static.items()}
+    for path, v in zip(paths, values):
+        if len(path) == 2:
+            kwargs[path[0]][path[1]] = v
+        else:
+            kwargs[path[0]] = v
+    return fn(**kwargs)
 
 
 def _merged(name, a, axis, chunks0):
@@ -278,7 +392,7 @@ def _grad_block(name, positions, call, backend, sample_weight, grad_output, deno
     return (value, *grads)
 
 
-def _finish(reduction, dtype, *records):
+def _finish(reduction, dtype, records):
     """The 0-d loss from every block's [total, denominator] record, in one task (see
     `forward`)."""
     from ._reduction import reduce_total
@@ -287,11 +401,15 @@ def _finish(reduction, dtype, *records):
     return reduce_total(total, "sum" if reduction == "sum" else "mean", denom, dtype)
 
 
-def _finish_total(denom, reduction, dtype, *totals):
+def _finish_total(reduction, dtype, denom, totals):
     from ._reduction import reduce_total
     total = float(_add(*totals).reshape(-1)[0])
     d = 1.0 if denom is None else float(np.asarray(denom).reshape(-1)[0])
     return reduce_total(total, "sum" if reduction == "sum" else "mean", d, dtype)
+
+
+def _add_all(parts):
+    return _add(*parts)
 
 
 # -- graph builders ---------------------------------------------------------------------
@@ -308,21 +426,24 @@ def _plan_call(spec, args, kwargs, sample_weight):
 
 def forward(spec, args, kwargs, backend, sample_weight):
     """A loss call with Dask inputs (or a Dask sample_weight): a lazy Dask array."""
-    import dask
-    import dask.array as da
     reduction, plan, tail, dtype, _, sws = _plan_call(spec, args, kwargs, sample_weight)
+    g = plan.graph
     if reduction == "none":
-        blocks = [da.from_delayed(dask.delayed(_none_block)(
-                      spec.name, plan.call(i, "none"), backend, sws[i]),
-                      (plan.chunks0[i], *tail), dtype) for i in range(plan.n_blocks)]
-        return da.concatenate(blocks, axis=0)
-    records = [dask.delayed(_record)(spec.name, plan.call(i, reduction), backend, sws[i])
+        name = g.name(spec.name)
+        for i in range(plan.n_blocks):
+            g.add((name, i, *[0] * len(tail)), _none_block, name=spec.name,
+                  call=plan.call(i, "none"), backend=backend, sample_weight=sws[i])
+        return g.array(name, (plan.chunks0, *[(s,) for s in tail]), dtype)
+    records = [g.add((g.name("record"), i), _record, name=spec.name,
+                     call=plan.call(i, reduction), backend=backend, sample_weight=sws[i])
                for i in range(plan.n_blocks)]
     # The records (16 bytes each) are summed and finished by one task: each level of a
     # tree of sums is one more hop between the workers (the task stream of a 2-worker
     # LocalCluster showed each hop waiting on a transfer from the other worker), and a
     # flat sum of 16-byte records needs no tree for memory.
-    return da.from_delayed(dask.delayed(_finish)(reduction, dtype, *records), (), dtype)
+    name = g.name(spec.name)
+    g.add((name,), _finish, reduction=reduction, dtype=dtype, records=_Keys(records))
+    return g.array(name, (), dtype)
 
 
 def _add(*parts):
@@ -333,55 +454,59 @@ def _add(*parts):
     return total
 
 
-def _delayed_sum(parts):
-    """The sum of Delayed arrays (the blocks' gradients of an argument shared by every
-    item) as a tree of additions, eight at a time (dask's own split_every for a sum): a
-    Delayed. Fewer tasks than a dask.array reduction over the same parts (from_delayed,
-    concatenate, sum, rechunk to one block for the last task): for 20 records, ~70 tasks
-    against 20 + 4 took 213 -> 178 ms per compute on a 2-worker LocalCluster
-    (bench/dask_eval.py, 2 GB in 100 MB chunks, side by side)."""
-    import dask
-    parts = list(parts)
-    while len(parts) > 1:
-        parts = [dask.delayed(_add)(*parts[i:i + 8]) for i in range(0, len(parts), 8)]
-    return parts[0]
-
-
-def _tree_sum(parts, shape, dtype):
-    import dask.array as da
-    return da.from_delayed(_delayed_sum(parts), shape, dtype)
+def _tree_sum(g, name, parts, shape):
+    """Add the block gradients `parts` of an argument shared by every item as a tree,
+    eight at a time (dask's own split_every for a sum, which bounds the memory of a task
+    to eight gradients); the last task's key is (name, 0, ..., 0)."""
+    level = 0
+    while len(parts) > 8:
+        parts = [g.add((f"{name}-{level}", j // 8), _add_all, parts=_Keys(parts[j:j + 8]))
+                 for j in range(0, len(parts), 8)]
+        level += 1
+    g.add((name, *[0] * len(shape)), _add_all, parts=_Keys(parts))
 
 
 def value_and_grad(spec, single, positions, args, kwargs, grad_output, backend,
                    sample_weight):
     """value_and_grad with Dask inputs: (lazy value, lazy gradient(s))."""
-    import dask
-    import dask.array as da
     from ._validate import grad_output_scalar
     reduction, plan, tail, dtype, prep0, sws = _plan_call(spec, args, kwargs, sample_weight)
+    g = plan.graph
     if reduction == "none":
         gos = plan.cut_items(grad_output, "grad_output", tail)
         denom = None
     else:
-        g = 1.0 if grad_output is None else grad_output_scalar(grad_output, reduction)
-        gos = [g] * plan.n_blocks
+        go = 1.0 if grad_output is None else grad_output_scalar(grad_output, reduction)
+        gos = [go] * plan.n_blocks
         denom = None
         if prep0.reduction == "mean":       # "mean" and kl_div's "batchmean"
-            denom = dask.delayed(_add)(*[dask.delayed(_denominator_record)(
-                spec.name, plan.call(i, reduction), backend, sws[i])
-                for i in range(plan.n_blocks)])     # one task, as forward's records
+            records = [g.add((g.name("denominator"), i), _denominator_record,
+                             name=spec.name, call=plan.call(i, reduction),
+                             backend=backend, sample_weight=sws[i])
+                       for i in range(plan.n_blocks)]
+            denom = g.add((g.name("denominator-sum"),), _add_all,
+                          parts=_Keys(records))     # one task, as forward's records
     names = [spec.differentiable[p] for p in positions]
-    n_out = 1 + len(names)
-    blocks = [dask.delayed(_grad_block, nout=n_out)(
-                  spec.name, positions, plan.call(i, reduction), backend, sws[i], gos[i], denom)
-              for i in range(plan.n_blocks)]
+    block = g.name("grad-block")
+    for i in range(plan.n_blocks):
+        g.add((block, i), _grad_block, name=spec.name, positions=positions,
+              call=plan.call(i, reduction), backend=backend, sample_weight=sws[i],
+              grad_output=gos[i], denom=denom)
+
+    def part(i, k):     # item k of block i's (value, *gradients)
+        return _Key((operator.getitem, (block, i), k))
+
+    graph_arrays = []
     if reduction == "none":
-        value = da.concatenate([da.from_delayed(b[0], (plan.chunks0[i], *tail), dtype)
-                                for i, b in enumerate(blocks)], axis=0)
+        vname = g.name(spec.name)
+        for i in range(plan.n_blocks):
+            g.tasks[(vname, i, *[0] * len(tail))] = part(i, 0).key
+        graph_arrays.append((vname, (plan.chunks0, *[(s,) for s in tail]), dtype))
     else:
-        value = da.from_delayed(dask.delayed(_finish_total)(
-            denom, reduction, dtype, *[b[0] for b in blocks]), (), dtype)
-    grads = []
+        vname = g.name(spec.name)
+        g.add((vname,), _finish_total, reduction=reduction, dtype=dtype, denom=denom,
+              totals=_Keys([part(i, 0) for i in range(plan.n_blocks)]))
+        graph_arrays.append((vname, (), dtype))
     for k, name in enumerate(names, start=1):
         if name in plan.batch:
             a, axis = plan.batch[name], plan.axes[name]
@@ -390,15 +515,17 @@ def value_and_grad(spec, single, positions, args, kwargs, grad_output, backend,
         if a is None or not hasattr(a, "shape"):
             raise ValueError(f"{name}: a Dask gradient needs {name} as an array")
         gdt = _grad_dtype(a.dtype, dtype)
+        gname = g.name(f"grad-{name}")
         if axis is None:       # shared by every item: the sum of the blocks' gradients
-            grads.append(_tree_sum([b[k] for b in blocks], tuple(a.shape), gdt))
+            _tree_sum(g, gname, [part(i, k) for i in range(plan.n_blocks)], a.shape)
+            graph_arrays.append((gname, tuple((s,) for s in a.shape), gdt))
             continue
-        parts = []
-        for i, b in enumerate(blocks):
-            shape = list(a.shape)
-            shape[axis] = plan.chunks0[i]
-            parts.append(da.from_delayed(b[k], tuple(shape), gdt))
-        grads.append(da.concatenate(parts, axis=axis))
+        for i in range(plan.n_blocks):
+            g.tasks[(gname, *[i if ax == axis else 0 for ax in range(a.ndim)])] = \
+                part(i, k).key
+        graph_arrays.append((gname, tuple(plan.chunks0 if ax == axis else (s,)
+                                          for ax, s in enumerate(a.shape)), gdt))
+    value, *grads = [g.array(*spec_) for spec_ in graph_arrays]
     return value, (grads[0] if single else tuple(grads))
 
 

@@ -201,6 +201,33 @@ def test_graph_building_computes_nothing():
     assert g.chunks[0] == (100,) * 4
 
 
+def test_graph_is_one_layer_linear_in_the_chunks():
+    """The tasks are written directly (fastloss._dask._Graph): one layer over the inputs'
+    layers, a fixed number of tasks per chunk (no tree of dask.delayed calls, whose build
+    time grew with chunks x layers), and a NumPy argument shared by every task (a class
+    weight) once in the graph, not once per task."""
+    w = np.linspace(0.5, 2.0, 30)
+    for n in (10, 100):
+        x = da.random.random((20 * n, 30), chunks=(20, 30))
+        t = da.random.randint(0, 30, 20 * n, chunks=20)
+        inputs = set(x.dask.layers) | set(t.dask.layers)
+        loss = fastloss.cross_entropy(x, t, weight=w)
+        v, g = fastloss.value_and_grad(fastloss.cross_entropy)(x, t, weight=w)
+        none = fastloss.cross_entropy(x, t, weight=w, reduction="none")
+        # records + the finishing task; denominators + their sum + gradient blocks + the
+        # value + the gradient's blocks; a block per chunk
+        for result, per_chunk, fixed in ((loss, 1, 1), (v, 3, 2), (g, 3, 2), (none, 1, 0)):
+            ours = [name for name in result.dask.layers if name not in inputs]
+            assert len(ours) == 1, ours
+            tasks = dict(result.dask.layers[ours[0]])
+            consts = [k for k, task in tasks.items() if isinstance(task, np.ndarray)]
+            assert len(consts) == 1 and np.array_equal(tasks[consts[0]], w)
+            assert len(tasks) == per_chunk * n + fixed + 1, (len(tasks), n)
+        _close(loss.compute(scheduler="sync"),
+               fastloss.cross_entropy(x.compute(scheduler="sync"),
+                                      t.compute(scheduler="sync"), weight=w))
+
+
 def test_numpy_and_dask_mixed_on_the_local_scheduler():
     rng = np.random.default_rng(1)
     x, t = rng.standard_normal((90, 7)), rng.integers(0, 7, 90)
