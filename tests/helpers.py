@@ -145,3 +145,16 @@ def first_weighted_cases(bridged):
             seen.add(c.loss)
             out.append(pytest.param(c, id=f"{c.loss}-{c.id}"))
     return out
+
+
+def with_reductions(cases, reductions):
+    """pytest params (case, reduction) for each case (a case or a pytest.param of one)
+    and each of `reductions` the case has: no skipped combinations."""
+    import pytest
+    out = []
+    for c in cases:
+        case = c.values[0] if hasattr(c, "values") else c
+        for r in reductions:
+            if r in case.reductions:
+                out.append(pytest.param(case, r, id=f"{case.loss}-{case.id}-{r}"))
+    return out

@@ -13,7 +13,8 @@ ft = pytest.importorskip("fastloss.torch")
 import fastloss  # noqa: E402
 from fastloss._registry import LOSSES  # noqa: E402
 from conftest import all_cases  # noqa: E402
-from helpers import diff_args, first_weighted_cases, grad_output_for  # noqa: E402
+from helpers import (diff_args, first_weighted_cases, grad_output_for,  # noqa: E402
+                     with_reductions)
 
 F = torch.nn.functional
 PATHS = ("eager", "ops")
@@ -54,13 +55,9 @@ def test_every_loss_is_bridged_or_excluded():
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.loss}-{c.id}")
-                                  for c in bridged_cases()])
-@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("case,reduction", with_reductions(bridged_cases(), ["mean", "none"]))
 def test_matches_fastloss_on_arrays(case, reduction, path):
     """Values and gradients are fastloss's own (the same kernels), in float32 and float64."""
-    if reduction not in case.reductions:
-        pytest.skip("reduction not in the case")
     for dtype in (np.float32, np.float64):
         args, kwargs = case.build(dtype)
         kwargs = {**kwargs, "reduction": reduction}
@@ -86,12 +83,9 @@ def test_matches_fastloss_on_arrays(case, reduction, path):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.loss}-{c.id}")
-                                  for c in bridged_cases(fd_only=True) if c.grad])
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case,reduction", with_reductions(
+    [c for c in bridged_cases(fd_only=True) if c.grad], ["mean", "sum", "none"]))
 def test_gradcheck_float64(case, reduction, path):
-    if reduction not in case.reductions:
-        pytest.skip("reduction not in the case")
     args, kwargs = case.build(np.float64)
     # gradcheck needs float64 throughout: a mixed-dtype case is checked in float64 too
     up = lambda a: a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" \
@@ -503,13 +497,11 @@ def test_retain_graph_second_backward_and_grad_output_scaling(path):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("case", first_weighted_cases(ft.BRIDGED))
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case,reduction", with_reductions(first_weighted_cases(ft.BRIDGED),
+                                                           ["mean", "sum", "none"]))
 def test_sample_weight_is_applied_as_fastloss_applies_it(case, reduction, path):
     """fastloss's sample_weight= through the bridge: the weighted value and gradients of
     fastloss.value_and_grad on the same arrays (the bridge once ignored it silently)."""
-    if reduction not in case.reductions:
-        pytest.skip("reduction not in the case")
     args, kwargs = case.build(np.float64)
     kwargs = {**kwargs, "reduction": reduction}
     fn = LOSSES[case.loss].function
