@@ -40,8 +40,9 @@ const char* fl_abi(void);
 void fl_set_num_threads(int n);
 int fl_get_num_threads(void);
 
-/* Instruction set in use: 0 baseline, 1 AVX2+FMA. fl_set_isa asks for one (1 is only
- * granted on a CPU that has AVX2 and FMA) and returns the one now in use. */
+/* Instruction set in use: 0 baseline, 1 AVX2+FMA, 2 AVX-512 (F, VL, DQ, BW). fl_set_isa
+ * asks for one (granted up to the widest this CPU and build run) and returns the one now
+ * in use. */
 int fl_isa(void);
 int fl_set_isa(int isa);
 

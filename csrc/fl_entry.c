@@ -28,23 +28,34 @@
 
 int fl_isa_active = 0;
 
-static int cpu_has_avx2_fma(void)
+/* The widest pass this CPU runs (see fl_isa_active). libgcc's checks of AVX-512 also ask
+ * the OS (XCR0) whether it saves the 512-bit state. */
+static int cpu_best_isa(void)
 {
 #if FL_HAVE_AVX2_PASS
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+        return 0;
+#if FL_HAVE_AVX512_PASS
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        return 2;
+#endif
+    return 1;
 #else
     return 0;
 #endif
 }
 
-__attribute__((constructor)) static void fl_isa_init(void) { fl_isa_active = cpu_has_avx2_fma(); }
+__attribute__((constructor)) static void fl_isa_init(void) { fl_isa_active = cpu_best_isa(); }
 
 int fl_isa(void) { return fl_isa_active; }
 
+/* Ask for pass `isa` (0, 1, 2); granted up to the widest the CPU runs. Returns the one set. */
 int fl_set_isa(int isa)
 {
-    fl_isa_active = isa && cpu_has_avx2_fma();
+    int best = cpu_best_isa();
+    fl_isa_active = isa < 0 ? 0 : isa > best ? best : isa;
     return fl_isa_active;
 }
 

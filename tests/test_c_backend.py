@@ -32,7 +32,7 @@ from fastloss import _cffi  # noqa: E402  (only importable when built)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-ISAS = ["baseline"] + (["avx2"] if _cffi.set_isa("avx2") == "avx2" else [])
+ISAS = _cffi.isas()
 DEFAULT_ISA = _cffi.isa()
 
 
