@@ -2,7 +2,7 @@
  * FL_BITS 32 or 64 and FL_ISA (base / avx2 / avx512) defined. Re-including it switches
  * dtype. With FL_WIDE also defined (the AVX-512 pass, for the families it compiles wide:
  * see fl_isa_pass.h) the vectors are 64 bytes, 16 floats or 8 doubles; the names a wide
- * family does not use (GATHER, HSUM, HMAX, VEXP, SUMEXPNEG) are left undefined there. */
+ * family does not use (GATHER, HSUM, HMAX, SUMEXPNEG) are left undefined there. */
 #undef REAL
 #undef VR
 #undef VI
@@ -46,6 +46,7 @@
 #define SEL sel_f32x16
 #define VMAX max_f32x16
 #define VABS abs_f32x16
+#define VEXP exp_f32x16
 #define VEXPNEG expneg_f32x16
 #define VLOG log_f32x16
 #define VLOG1P_UNIT log1p_unit_f32x16
@@ -67,6 +68,7 @@
 #define SEL sel_f64x8
 #define VMAX max_f64x8
 #define VABS abs_f64x8
+#define VEXP exp_f64x8
 #define VEXPNEG expneg_f64x8
 #define VLOG log_f64x8
 #define VLOG1P_UNIT log1p_unit_f64x8
