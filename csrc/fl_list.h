@@ -23,7 +23,6 @@
     XTW_P(huber, delta)                              \
     XTW(bce)                                         \
     XT_P(hinge_embedding, margin)                    \
-    XT(soft_margin)                                  \
-    XT_P(kl_div, log_target)
+    XT(soft_margin)
 
 #endif
