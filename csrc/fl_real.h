@@ -20,6 +20,7 @@
 #undef VEXPNEG
 #undef SUMEXPNEG
 #undef VLOG
+#undef VLOG1P
 #undef VLOG1P_UNIT
 #undef HSUM
 #undef HMAX
@@ -49,6 +50,7 @@
 #define VEXP exp_f32x16
 #define VEXPNEG expneg_f32x16
 #define VLOG log_f32x16
+#define VLOG1P log1p_f32x16
 #define VLOG1P_UNIT log1p_unit_f32x16
 #define ACC fl_accw
 #define ACC_ADD acc_add_f32x16
@@ -71,6 +73,7 @@
 #define VEXP exp_f64x8
 #define VEXPNEG expneg_f64x8
 #define VLOG log_f64x8
+#define VLOG1P log1p_f64x8
 #define VLOG1P_UNIT log1p_unit_f64x8
 #define ACC fl_accw
 #define ACC_ADD acc_add_f64x8
@@ -95,6 +98,7 @@
 #define VEXPNEG expneg_f32
 #define SUMEXPNEG sumexpneg_f32
 #define VLOG log_f32
+#define VLOG1P log1p_f32
 #define VLOG1P_UNIT log1p_unit_f32
 #define HSUM(v) ((double)hsum_f32(v))
 #define HMAX hmax_f32
@@ -121,6 +125,7 @@
 #define VEXPNEG expneg_f64
 #define SUMEXPNEG sumexpneg_f64
 #define VLOG log_f64
+#define VLOG1P log1p_f64
 #define VLOG1P_UNIT log1p_unit_f64
 #define HSUM(v) hsum_f64(v)
 #define HMAX hmax_f64

@@ -55,6 +55,13 @@ typedef uint64_t v4du __attribute__((vector_size(32)));
 #define DW FL_W64
 #define DS(name) name##_f64
 #define DIS(name) name##_i64
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#define FGETEXP(x) ((v8sf)_mm256_getexp_ps((__m256)(x)))
+#define FGETMANT(x) ((v8sf)_mm256_getmant_ps((__m256)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
+#define DGETEXP(x) ((v4df)_mm256_getexp_pd((__m256d)(x)))
+#define DGETMANT(x) ((v4df)_mm256_getmant_pd((__m256d)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
+#endif
 #include "fl_vmath.inc"
 #undef FV
 #undef FI
@@ -68,6 +75,10 @@ typedef uint64_t v4du __attribute__((vector_size(32)));
 #undef DW
 #undef DS
 #undef DIS
+#undef FGETEXP
+#undef FGETMANT
+#undef DGETEXP
+#undef DGETMANT
 
 /* All lanes from p, elements `stride` apart: element inserts, which unlike a store to a
  * buffer and a vector load do not stall on store-to-load forwarding. */
@@ -369,6 +380,10 @@ typedef uint64_t v8du __attribute__((vector_size(64)));
 #define DW FL_W64X8
 #define DS(name) name##_f64x8
 #define DIS(name) name##_i64x8
+#define FGETEXP(x) ((v16sf)_mm512_getexp_ps((__m512)(x)))
+#define FGETMANT(x) ((v16sf)_mm512_getmant_ps((__m512)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
+#define DGETEXP(x) ((v8df)_mm512_getexp_pd((__m512d)(x)))
+#define DGETMANT(x) ((v8df)_mm512_getmant_pd((__m512d)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
 #include "fl_vmath.inc"
 #undef FV
 #undef FI
@@ -382,6 +397,10 @@ typedef uint64_t v8du __attribute__((vector_size(64)));
 #undef DW
 #undef DS
 #undef DIS
+#undef FGETEXP
+#undef FGETMANT
+#undef DGETEXP
+#undef DGETMANT
 
 /* (v)maxps / (v)maxpd: the second operand where either is NaN, as max_f32 */
 FL_INLINE v16sf max_f32x16(v16sf a, v16sf b) { return (v16sf)_mm512_max_ps((__m512)a, (__m512)b); }
