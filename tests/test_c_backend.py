@@ -228,13 +228,15 @@ def _pw_arrays(name, n, dtype, rng):
         t = rng.uniform(0, 1, n).astype(dtype)
     elif name in ("hinge_embedding", "soft_margin", "margin_ranking"):
         t = rng.choice(np.array([1.0, -1.0, 0.5]), n).astype(dtype)
+    elif name == "kl_div":   # probabilities with zeros (the log-target run uses log(t))
+        t = np.where(rng.uniform(size=n) < 0.2, 0.0, rng.uniform(0, 1, n)).astype(dtype)
     return _spice(x, rng) if name != "bce" else x, t
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", N_PW)
 @pytest.mark.parametrize("name", ["l1", "mse", "smooth_l1", "huber", "bce", "bce_logits",
-                                  "hinge_embedding", "soft_margin", "margin_ranking"])
+                                  "hinge_embedding", "soft_margin", "margin_ranking", "kl_div"])
 def test_pointwise_kernels(name, n, dtype, isa):
     rng = np.random.default_rng(n + 1)
     x, t = _pw_arrays(name, n, dtype, rng)
@@ -251,6 +253,9 @@ def test_pointwise_kernels(name, n, dtype, isa):
         "hinge_embedding": [((x, t), (1.0,)), ((x, t), (-0.5,))],
         "soft_margin": [((x, t), ())],
         "margin_ranking": [((x, _spice(t * 2, rng), t), (0.3,))],
+        "kl_div": [((x, _spice(t, rng)), (False,)),
+                   ((x, _spice(np.log(t, where=t > 0, out=np.full_like(t, -np.inf)),
+                                rng)), (True,))],
     }[name]
     grads = 2 if name == "margin_ranking" else 1
     for arrays, params in runs:
