@@ -152,6 +152,22 @@ double fl_bce_logits_vg_f64(const double *x, const double *t, const double *w, i
                             const double *gvec, int64_t n_gvec, double *loss_out, int64_t n_out,
                             double *gx);
 
+/* gaussian_nll: (log vc + (x - t)^2 / vc) / 2 [+ log(2 pi) / 2 if full], vc = max(v, eps);
+ * gx = (x - t) / vc and gv = (1 / vc - (x - t)^2 / vc^2) / 2, the clamp not
+ * differentiated. */
+double fl_gaussian_nll_fwd_f32(const float *x, const float *t, const float *v, int64_t n,
+                               int full, double eps, float *loss_out, int64_t n_out);
+double fl_gaussian_nll_fwd_f64(const double *x, const double *t, const double *v, int64_t n,
+                               int full, double eps, double *loss_out, int64_t n_out);
+double fl_gaussian_nll_vg_f32(const float *x, const float *t, const float *v, int64_t n,
+                              int full, double eps, double gscale, const float *gvec,
+                              int64_t n_gvec, float *loss_out, int64_t n_out, float *gx,
+                              float *gv);
+double fl_gaussian_nll_vg_f64(const double *x, const double *t, const double *v, int64_t n,
+                              int full, double eps, double gscale, const double *gvec,
+                              int64_t n_gvec, double *loss_out, int64_t n_out, double *gx,
+                              double *gv);
+
 /* margin_ranking: max(0, -t (x1 - x2) + margin); gx1 and gx2 = -gx1. */
 double fl_margin_ranking_fwd_f32(const float *x1, const float *x2, const float *t, int64_t n,
                                  double margin, float *loss_out, int64_t n_out);

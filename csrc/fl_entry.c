@@ -363,6 +363,29 @@ FL_ELEMENTWISE_KERNELS(FL_ENTRY_XTW, FL_ENTRY_XTW_P, FL_ENTRY_XT, FL_ENTRY_XT_P)
 FL_BINARY_MARGIN(f32, float)
 FL_BINARY_MARGIN(f64, double)
 
+/* gaussian_nll: the variance v rides in the job's second input, its gradient gv in gx2 */
+#define FL_GAUSSIAN_NLL(SUF, REAL)                                                               \
+    double fl_gaussian_nll_fwd_##SUF(const REAL *x, const REAL *t, const REAL *v, int64_t n,     \
+                                     int full, double eps, REAL *loss_out, int64_t n_out)        \
+    {                                                                                            \
+        fl_block_fn *fn = full ? FL_PICK(gaussian_nll_full_fwd_##SUF)                            \
+                               : FL_PICK(gaussian_nll_fwd_##SUF);                                \
+        return pw_run(fn, x, v, t, NULL, 0, NULL, n, eps, 0.0, NULL, 0, loss_out, n_out, NULL,   \
+                      NULL);                                                                     \
+    }                                                                                            \
+    double fl_gaussian_nll_vg_##SUF(const REAL *x, const REAL *t, const REAL *v, int64_t n,      \
+                                    int full, double eps, double gscale, const REAL *gvec,       \
+                                    int64_t n_gvec, REAL *loss_out, int64_t n_out, REAL *gx,     \
+                                    REAL *gv)                                                    \
+    {                                                                                            \
+        fl_block_fn *fn = full ? FL_PICK(gaussian_nll_full_vg_##SUF)                             \
+                               : FL_PICK(gaussian_nll_vg_##SUF);                                 \
+        return pw_run(fn, x, v, t, NULL, 0, NULL, n, eps, gscale, gvec, n_gvec, loss_out, n_out, \
+                      gx, gv);                                                                   \
+    }
+FL_GAUSSIAN_NLL(f32, float)
+FL_GAUSSIAN_NLL(f64, double)
+
 /* ---- row losses ------------------------------------------------------------------- */
 
 static double rows_run(fl_block_fn *fn, const void *x, const void *y, const fl_i64u *t,

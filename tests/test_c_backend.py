@@ -236,7 +236,7 @@ def _pw_arrays(name, n, dtype, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", N_PW)
 @pytest.mark.parametrize("name", ["l1", "mse", "smooth_l1", "huber", "bce", "bce_logits",
-                                  "hinge_embedding", "soft_margin", "margin_ranking", "kl_div"])
+                                  "hinge_embedding", "soft_margin", "margin_ranking", "kl_div", "gaussian_nll"])
 def test_pointwise_kernels(name, n, dtype, isa):
     rng = np.random.default_rng(n + 1)
     x, t = _pw_arrays(name, n, dtype, rng)
@@ -256,8 +256,13 @@ def test_pointwise_kernels(name, n, dtype, isa):
         "kl_div": [((x, _spice(t, rng)), (False,)),
                    ((x, _spice(np.log(t, where=t > 0, out=np.full_like(t, -np.inf)),
                                 rng)), (True,))],
+        # variances below eps, zero and negative ones among them (clamped), spiced
+        "gaussian_nll": [((x, t, _spice(v, rng)), (full, eps))
+                         for v in [np.where(rng.uniform(size=n) < 0.1, -0.5,
+                                            rng.uniform(0, 2, n) ** 3).astype(dtype)]
+                         for full, eps in ((False, 1e-6), (True, 0.1))],
     }[name]
-    grads = 2 if name == "margin_ranking" else 1
+    grads = 2 if name in ("margin_ranking", "gaussian_nll") else 1
     for arrays, params in runs:
         _compare_kernel(name, arrays, params, n, [(n,)] * grads, dtype, rng)
 
