@@ -152,6 +152,19 @@ double fl_bce_logits_vg_f64(const double *x, const double *t, const double *w, i
                             const double *gvec, int64_t n_gvec, double *loss_out, int64_t n_out,
                             double *gx);
 
+/* poisson_nll: exp(x) - t x if log_input, else x - t log(x + eps); full adds Stirling's
+ * t log t - t + log(2 pi t) / 2 where t > 1. */
+double fl_poisson_nll_fwd_f32(const float *x, const float *t, int64_t n, int log_input,
+                              int full, double eps, float *loss_out, int64_t n_out);
+double fl_poisson_nll_fwd_f64(const double *x, const double *t, int64_t n, int log_input,
+                              int full, double eps, double *loss_out, int64_t n_out);
+double fl_poisson_nll_vg_f32(const float *x, const float *t, int64_t n, int log_input, int full,
+                             double eps, double gscale, const float *gvec, int64_t n_gvec,
+                             float *loss_out, int64_t n_out, float *gx);
+double fl_poisson_nll_vg_f64(const double *x, const double *t, int64_t n, int log_input,
+                             int full, double eps, double gscale, const double *gvec,
+                             int64_t n_gvec, double *loss_out, int64_t n_out, double *gx);
+
 /* gaussian_nll: (log vc + (x - t)^2 / vc) / 2 [+ log(2 pi) / 2 if full], vc = max(v, eps);
  * gx = (x - t) / vc and gv = (1 / vc - (x - t)^2 / vc^2) / 2, the clamp not
  * differentiated. */

@@ -386,6 +386,29 @@ FL_BINARY_MARGIN(f64, double)
 FL_GAUSSIAN_NLL(f32, float)
 FL_GAUSSIAN_NLL(f64, double)
 
+/* poisson_nll: one block kind per (log_input, full), so each loop is straight */
+#define FL_POISSON_PICK(SUF, MODE)                                                           \
+    (log_input ? (full ? FL_PICK(poisson_nll_full_##MODE##_##SUF)                            \
+                       : FL_PICK(poisson_nll_##MODE##_##SUF))                                \
+               : (full ? FL_PICK(poisson_nll_lin_full_##MODE##_##SUF)                        \
+                       : FL_PICK(poisson_nll_lin_##MODE##_##SUF)))
+#define FL_POISSON_NLL(SUF, REAL)                                                               \
+    double fl_poisson_nll_fwd_##SUF(const REAL *x, const REAL *t, int64_t n, int log_input,     \
+                                    int full, double eps, REAL *loss_out, int64_t n_out)        \
+    {                                                                                           \
+        return pw_run(FL_POISSON_PICK(SUF, fwd), x, NULL, t, NULL, 0, NULL, n, eps, 0.0, NULL,  \
+                      0, loss_out, n_out, NULL, NULL);                                          \
+    }                                                                                           \
+    double fl_poisson_nll_vg_##SUF(const REAL *x, const REAL *t, int64_t n, int log_input,      \
+                                   int full, double eps, double gscale, const REAL *gvec,       \
+                                   int64_t n_gvec, REAL *loss_out, int64_t n_out, REAL *gx)     \
+    {                                                                                           \
+        return pw_run(FL_POISSON_PICK(SUF, vg), x, NULL, t, NULL, 0, NULL, n, eps, gscale, gvec, \
+                      n_gvec, loss_out, n_out, gx, NULL);                                       \
+    }
+FL_POISSON_NLL(f32, float)
+FL_POISSON_NLL(f64, double)
+
 /* ---- row losses ------------------------------------------------------------------- */
 
 static double rows_run(fl_block_fn *fn, const void *x, const void *y, const fl_i64u *t,

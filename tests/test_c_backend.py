@@ -236,7 +236,8 @@ def _pw_arrays(name, n, dtype, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", N_PW)
 @pytest.mark.parametrize("name", ["l1", "mse", "smooth_l1", "huber", "bce", "bce_logits",
-                                  "hinge_embedding", "soft_margin", "margin_ranking", "kl_div", "gaussian_nll"])
+                                  "hinge_embedding", "soft_margin", "margin_ranking", "kl_div", "gaussian_nll",
+                                  "poisson_nll"])
 def test_pointwise_kernels(name, n, dtype, isa):
     rng = np.random.default_rng(n + 1)
     x, t = _pw_arrays(name, n, dtype, rng)
@@ -261,6 +262,13 @@ def test_pointwise_kernels(name, n, dtype, isa):
                          for v in [np.where(rng.uniform(size=n) < 0.1, -0.5,
                                             rng.uniform(0, 2, n) ** 3).astype(dtype)]
                          for full, eps in ((False, 1e-6), (True, 0.1))],
+        # log input: spiced x, counts (0, 1 and above: Stirling's mask) as targets; linear
+        # input: positive rates with zeros and a few negative ones (log of <= 0: NaN)
+        "poisson_nll": [((xx, _spice(np.floor(np.abs(t) * 2), rng)), (log_input, full, 1e-8))
+                        for log_input, xx in ((True, x),
+                                              (False, np.where(rng.uniform(size=n) < 0.05, -1.0,
+                                                               np.abs(x)).astype(dtype)))
+                        for full in (False, True)],
     }[name]
     grads = 2 if name in ("margin_ranking", "gaussian_nll") else 1
     for arrays, params in runs:
