@@ -12,8 +12,8 @@ Used in two ways:
   the sources (``fastloss/_fastloss_c*.so``) for development and tests.
 
 Portability: one translation unit (``fl_isa_base.c``) is compiled for the compiler's
-default target and one (``fl_isa_avx2.c``) for AVX2+FMA through a target pragma; the
-choice is made at run time. No flag that assumes the absence of NaN or inf is used (no
+default target, one (``fl_isa_avx2.c``) for AVX2+FMA and one (``fl_isa_avx512.c``, GCC
+only) for AVX-512 through target pragmas; the choice is made at run time. No flag that assumes the absence of NaN or inf is used (no
 ``-ffast-math``, no ``-ffinite-math-only``): ``-fno-math-errno`` only lets ``log``/``exp``
 skip setting errno, and ``-fno-trapping-math`` only says nobody inspects FP exceptions.
 """
@@ -28,10 +28,10 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(HERE, "fastloss.h")
 MODULE = "fastloss._fastloss_c"
-SOURCES = ["fl_entry.c", "fl_pool.c", "fl_isa_base.c", "fl_isa_avx2.c"]
+SOURCES = ["fl_entry.c", "fl_pool.c", "fl_isa_base.c", "fl_isa_avx2.c", "fl_isa_avx512.c"]
 # The kernel families (fastloss._kernels.FAMILIES) that have C kernels, one template each.
 DEPENDS = ["fastloss.h", "fl_list.h", "fl_kernels.h", "fl_pool.h", "fl_simd.h", "fl_real.h",
-           "fl_isa_pass.h", "classification.inc", "elementwise.inc", "rows.inc"]
+           "fl_isa_pass.h", "fl_vmath.inc", "fl_vhelpers.inc", "classification.inc", "elementwise.inc", "rows.inc"]
 COMPILE_ARGS = ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi"]
 # Extra flags for both compiling and linking, e.g. the sanitizer build of .ci/sanitize.sh:
 # FASTLOSS_C_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined"

@@ -40,8 +40,9 @@ const char* fl_abi(void);
 void fl_set_num_threads(int n);
 int fl_get_num_threads(void);
 
-/* Instruction set in use: 0 baseline, 1 AVX2+FMA. fl_set_isa asks for one (1 is only
- * granted on a CPU that has AVX2 and FMA) and returns the one now in use. */
+/* Instruction set in use: 0 baseline, 1 AVX2+FMA, 2 AVX-512 (F, VL, DQ, BW). fl_set_isa
+ * asks for one (granted up to the widest this CPU and build run) and returns the one now
+ * in use. */
 int fl_isa(void);
 int fl_set_isa(int isa);
 
@@ -150,6 +151,35 @@ double fl_bce_logits_vg_f64(const double *x, const double *t, const double *w, i
                             const double *pw, int64_t n_pw, int64_t n, double gscale,
                             const double *gvec, int64_t n_gvec, double *loss_out, int64_t n_out,
                             double *gx);
+
+/* poisson_nll: exp(x) - t x if log_input, else x - t log(x + eps); full adds Stirling's
+ * t log t - t + log(2 pi t) / 2 where t > 1. */
+double fl_poisson_nll_fwd_f32(const float *x, const float *t, int64_t n, int log_input,
+                              int full, double eps, float *loss_out, int64_t n_out);
+double fl_poisson_nll_fwd_f64(const double *x, const double *t, int64_t n, int log_input,
+                              int full, double eps, double *loss_out, int64_t n_out);
+double fl_poisson_nll_vg_f32(const float *x, const float *t, int64_t n, int log_input, int full,
+                             double eps, double gscale, const float *gvec, int64_t n_gvec,
+                             float *loss_out, int64_t n_out, float *gx);
+double fl_poisson_nll_vg_f64(const double *x, const double *t, int64_t n, int log_input,
+                             int full, double eps, double gscale, const double *gvec,
+                             int64_t n_gvec, double *loss_out, int64_t n_out, double *gx);
+
+/* gaussian_nll: (log vc + (x - t)^2 / vc) / 2 [+ log(2 pi) / 2 if full], vc = max(v, eps);
+ * gx = (x - t) / vc and gv = (1 / vc - (x - t)^2 / vc^2) / 2, the clamp not
+ * differentiated. */
+double fl_gaussian_nll_fwd_f32(const float *x, const float *t, const float *v, int64_t n,
+                               int full, double eps, float *loss_out, int64_t n_out);
+double fl_gaussian_nll_fwd_f64(const double *x, const double *t, const double *v, int64_t n,
+                               int full, double eps, double *loss_out, int64_t n_out);
+double fl_gaussian_nll_vg_f32(const float *x, const float *t, const float *v, int64_t n,
+                              int full, double eps, double gscale, const float *gvec,
+                              int64_t n_gvec, float *loss_out, int64_t n_out, float *gx,
+                              float *gv);
+double fl_gaussian_nll_vg_f64(const double *x, const double *t, const double *v, int64_t n,
+                              int full, double eps, double gscale, const double *gvec,
+                              int64_t n_gvec, double *loss_out, int64_t n_out, double *gx,
+                              double *gv);
 
 /* margin_ranking: max(0, -t (x1 - x2) + margin); gx1 and gx2 = -gx1. */
 double fl_margin_ranking_fwd_f32(const float *x1, const float *x2, const float *t, int64_t n,

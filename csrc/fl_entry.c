@@ -28,23 +28,34 @@
 
 int fl_isa_active = 0;
 
-static int cpu_has_avx2_fma(void)
+/* The widest pass this CPU runs (see fl_isa_active). libgcc's checks of AVX-512 also ask
+ * the OS (XCR0) whether it saves the 512-bit state. */
+static int cpu_best_isa(void)
 {
 #if FL_HAVE_AVX2_PASS
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+        return 0;
+#if FL_HAVE_AVX512_PASS
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        return 2;
+#endif
+    return 1;
 #else
     return 0;
 #endif
 }
 
-__attribute__((constructor)) static void fl_isa_init(void) { fl_isa_active = cpu_has_avx2_fma(); }
+__attribute__((constructor)) static void fl_isa_init(void) { fl_isa_active = cpu_best_isa(); }
 
 int fl_isa(void) { return fl_isa_active; }
 
+/* Ask for pass `isa` (0, 1, 2); granted up to the widest the CPU runs. Returns the one set. */
 int fl_set_isa(int isa)
 {
-    fl_isa_active = isa && cpu_has_avx2_fma();
+    int best = cpu_best_isa();
+    fl_isa_active = isa < 0 ? 0 : isa > best ? best : isa;
     return fl_isa_active;
 }
 
@@ -351,6 +362,52 @@ FL_ELEMENTWISE_KERNELS(FL_ENTRY_XTW, FL_ENTRY_XTW_P, FL_ENTRY_XT, FL_ENTRY_XT_P)
     }
 FL_BINARY_MARGIN(f32, float)
 FL_BINARY_MARGIN(f64, double)
+
+/* gaussian_nll: the variance v rides in the job's second input, its gradient gv in gx2 */
+#define FL_GAUSSIAN_NLL(SUF, REAL)                                                               \
+    double fl_gaussian_nll_fwd_##SUF(const REAL *x, const REAL *t, const REAL *v, int64_t n,     \
+                                     int full, double eps, REAL *loss_out, int64_t n_out)        \
+    {                                                                                            \
+        fl_block_fn *fn = full ? FL_PICK(gaussian_nll_full_fwd_##SUF)                            \
+                               : FL_PICK(gaussian_nll_fwd_##SUF);                                \
+        return pw_run(fn, x, v, t, NULL, 0, NULL, n, eps, 0.0, NULL, 0, loss_out, n_out, NULL,   \
+                      NULL);                                                                     \
+    }                                                                                            \
+    double fl_gaussian_nll_vg_##SUF(const REAL *x, const REAL *t, const REAL *v, int64_t n,      \
+                                    int full, double eps, double gscale, const REAL *gvec,       \
+                                    int64_t n_gvec, REAL *loss_out, int64_t n_out, REAL *gx,     \
+                                    REAL *gv)                                                    \
+    {                                                                                            \
+        fl_block_fn *fn = full ? FL_PICK(gaussian_nll_full_vg_##SUF)                             \
+                               : FL_PICK(gaussian_nll_vg_##SUF);                                 \
+        return pw_run(fn, x, v, t, NULL, 0, NULL, n, eps, gscale, gvec, n_gvec, loss_out, n_out, \
+                      gx, gv);                                                                   \
+    }
+FL_GAUSSIAN_NLL(f32, float)
+FL_GAUSSIAN_NLL(f64, double)
+
+/* poisson_nll: one block kind per (log_input, full), so each loop is straight */
+#define FL_POISSON_PICK(SUF, MODE)                                                           \
+    (log_input ? (full ? FL_PICK(poisson_nll_full_##MODE##_##SUF)                            \
+                       : FL_PICK(poisson_nll_##MODE##_##SUF))                                \
+               : (full ? FL_PICK(poisson_nll_lin_full_##MODE##_##SUF)                        \
+                       : FL_PICK(poisson_nll_lin_##MODE##_##SUF)))
+#define FL_POISSON_NLL(SUF, REAL)                                                               \
+    double fl_poisson_nll_fwd_##SUF(const REAL *x, const REAL *t, int64_t n, int log_input,     \
+                                    int full, double eps, REAL *loss_out, int64_t n_out)        \
+    {                                                                                           \
+        return pw_run(FL_POISSON_PICK(SUF, fwd), x, NULL, t, NULL, 0, NULL, n, eps, 0.0, NULL,  \
+                      0, loss_out, n_out, NULL, NULL);                                          \
+    }                                                                                           \
+    double fl_poisson_nll_vg_##SUF(const REAL *x, const REAL *t, int64_t n, int log_input,      \
+                                   int full, double eps, double gscale, const REAL *gvec,       \
+                                   int64_t n_gvec, REAL *loss_out, int64_t n_out, REAL *gx)     \
+    {                                                                                           \
+        return pw_run(FL_POISSON_PICK(SUF, vg), x, NULL, t, NULL, 0, NULL, n, eps, gscale, gvec, \
+                      n_gvec, loss_out, n_out, gx, NULL);                                       \
+    }
+FL_POISSON_NLL(f32, float)
+FL_POISSON_NLL(f64, double)
 
 /* ---- row losses ------------------------------------------------------------------- */
 

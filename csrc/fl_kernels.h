@@ -69,15 +69,28 @@ typedef struct {
 } fl_rows_job;
 
 /* The instruction set the block functions run with: 0 baseline (SSE2 on x86-64, the
- * compiler's default elsewhere), 1 AVX2+FMA. */
+ * compiler's default elsewhere), 1 AVX2+FMA, 2 AVX-512 (F, VL, DQ, BW; GCC builds only). */
 extern int fl_isa_active;
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define FL_HAVE_AVX2_PASS 1
+#else
+#define FL_HAVE_AVX2_PASS 0
+#endif
+#if FL_HAVE_AVX2_PASS && !defined(__clang__)
+#define FL_HAVE_AVX512_PASS 1
+#else
+#define FL_HAVE_AVX512_PASS 0
+#endif
+
+#if FL_HAVE_AVX512_PASS
+#define FL_DECL(name) fl_block_fn name##_base, name##_avx2, name##_avx512
+#define FL_PICK(name) \
+    (fl_isa_active == 2 ? name##_avx512 : fl_isa_active == 1 ? name##_avx2 : name##_base)
+#elif FL_HAVE_AVX2_PASS
 #define FL_DECL(name) fl_block_fn name##_base, name##_avx2
 #define FL_PICK(name) (fl_isa_active ? name##_avx2 : name##_base)
 #else
-#define FL_HAVE_AVX2_PASS 0
 #define FL_DECL(name) fl_block_fn name##_base
 #define FL_PICK(name) (name##_base)
 #endif
@@ -104,6 +117,18 @@ FL_DECL_BOTH(bce_logits_fwd);
 FL_DECL_BOTH(bce_logits_vg);
 FL_DECL_BOTH(bce_logits_pw_fwd);
 FL_DECL_BOTH(bce_logits_pw_vg);
+FL_DECL_BOTH(gaussian_nll_fwd);
+FL_DECL_BOTH(gaussian_nll_vg);
+FL_DECL_BOTH(gaussian_nll_full_fwd);
+FL_DECL_BOTH(gaussian_nll_full_vg);
+FL_DECL_BOTH(poisson_nll_fwd);
+FL_DECL_BOTH(poisson_nll_vg);
+FL_DECL_BOTH(poisson_nll_full_fwd);
+FL_DECL_BOTH(poisson_nll_full_vg);
+FL_DECL_BOTH(poisson_nll_lin_fwd);
+FL_DECL_BOTH(poisson_nll_lin_vg);
+FL_DECL_BOTH(poisson_nll_lin_full_fwd);
+FL_DECL_BOTH(poisson_nll_lin_full_vg);
 FL_DECL_BOTH(margin_ranking_fwd);
 FL_DECL_BOTH(margin_ranking_vg);
 FL_DECL_BOTH(multi_margin_fwd);

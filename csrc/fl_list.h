@@ -23,6 +23,7 @@
     XTW_P(huber, delta)                              \
     XTW(bce)                                         \
     XT_P(hinge_embedding, margin)                    \
-    XT(soft_margin)
+    XT(soft_margin)                                  \
+    XT_P(kl_div, log_target)
 
 #endif

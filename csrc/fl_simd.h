@@ -41,50 +41,44 @@ typedef uint64_t v4du __attribute__((vector_size(32)));
 
 #define FL_INLINE static inline __attribute__((always_inline))
 
-/* ---- loads, stores, lane masks, selects ---------------------------------------- */
-
-FL_INLINE v8sf ld_f32(const fl_f32u *p) { v8sf v; memcpy(&v, p, sizeof v); return v; }
-FL_INLINE v4df ld_f64(const fl_f64u *p) { v4df v; memcpy(&v, p, sizeof v); return v; }
-FL_INLINE void st_f32(fl_f32u *p, v8sf v) { memcpy(p, &v, sizeof v); }
-FL_INLINE void st_f64(fl_f64u *p, v4df v) { memcpy(p, &v, sizeof v); }
-
-/* Lanes [0, cnt) from p (elements `stride` apart), the others `fill`. */
-FL_INLINE v8sf ldn_f32(const fl_f32u *p, int64_t stride, int cnt, float fill)
-{
-    if (cnt == FL_W32 && stride == 1)
-        return ld_f32(p);
-    float tmp[FL_W32];
-    for (int l = 0; l < FL_W32; l++)
-        tmp[l] = l < cnt ? p[l * stride] : fill;
-    return ld_f32(tmp);
-}
-FL_INLINE v4df ldn_f64(const fl_f64u *p, int64_t stride, int cnt, double fill)
-{
-    if (cnt == FL_W64 && stride == 1)
-        return ld_f64(p);
-    double tmp[FL_W64];
-    for (int l = 0; l < FL_W64; l++)
-        tmp[l] = l < cnt ? p[l * stride] : fill;
-    return ld_f64(tmp);
-}
-FL_INLINE void stn_f32(fl_f32u *p, int64_t stride, int cnt, v8sf v)
-{
-    if (cnt == FL_W32 && stride == 1) {
-        st_f32(p, v);
-        return;
-    }
-    for (int l = 0; l < cnt; l++)
-        p[l * stride] = v[l];
-}
-FL_INLINE void stn_f64(fl_f64u *p, int64_t stride, int cnt, v4df v)
-{
-    if (cnt == FL_W64 && stride == 1) {
-        st_f64(p, v);
-        return;
-    }
-    for (int l = 0; l < cnt; l++)
-        p[l * stride] = v[l];
-}
+/* The width-generic functions (loads, stores, lane masks, selects, |x|, expneg_f64, the
+ * logs) for the 32-byte vectors: ld_f32, sel_f64, log_f32, ... */
+#define FV v8sf
+#define FI v8si
+#define FU v8su
+#define FW FL_W32
+#define FS(name) name##_f32
+#define SI(name) name##_i32
+#define DV v4df
+#define DI v4di
+#define DU v4du
+#define DW FL_W64
+#define DS(name) name##_f64
+#define DIS(name) name##_i64
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#define FGETEXP(x) ((v8sf)_mm256_getexp_ps((__m256)(x)))
+#define FGETMANT(x) ((v8sf)_mm256_getmant_ps((__m256)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
+#define DGETEXP(x) ((v4df)_mm256_getexp_pd((__m256d)(x)))
+#define DGETMANT(x) ((v4df)_mm256_getmant_pd((__m256d)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
+#endif
+#include "fl_vmath.inc"
+#undef FV
+#undef FI
+#undef FU
+#undef FW
+#undef FS
+#undef SI
+#undef DV
+#undef DI
+#undef DU
+#undef DW
+#undef DS
+#undef DIS
+#undef FGETEXP
+#undef FGETMANT
+#undef DGETEXP
+#undef DGETMANT
 
 /* All lanes from p, elements `stride` apart: element inserts, which unlike a store to a
  * buffer and a vector load do not stall on store-to-load forwarding. */
@@ -120,25 +114,12 @@ FL_INLINE void transpose8_f32(const fl_f32u *p, int64_t stride, v8sf col[8])
 }
 #undef FL_SHUF
 
-FL_INLINE v8si lanes_lt_i32(int cnt)
-{
-    const v8si idx = {0, 1, 2, 3, 4, 5, 6, 7};
-    return idx < cnt;
-}
-FL_INLINE v4di lanes_lt_i64(int cnt)
-{
-    const v4di idx = {0, 1, 2, 3};
-    return idx < (int64_t)cnt;
-}
-
 /* Eight int64 lanes (two vectors) narrowed to int32 (their low halves, in order). */
 FL_INLINE v8si narrow_i64x8(v4di lo, v4di hi)
 {
     return __builtin_shufflevector((v8si)lo, (v8si)hi, 0, 2, 4, 6, 8, 10, 12, 14);
 }
 
-FL_INLINE v8sf sel_f32(v8si m, v8sf a, v8sf b) { return (v8sf)((m & (v8si)a) | (~m & (v8si)b)); }
-FL_INLINE v4df sel_f64(v4di m, v4df a, v4df b) { return (v4df)((m & (v4di)a) | (~m & (v4di)b)); }
 
 /* a > b ? a : b per lane (b when either is NaN: callers rely on NaN reaching the result
  * through exp/log, not through the max). That is exactly what (v)maxps computes, one
@@ -159,8 +140,6 @@ FL_INLINE v4df max_f64(v4df a, v4df b)
     return sel_f64(a > b, a, b);
 #endif
 }
-FL_INLINE v8sf abs_f32(v8sf a) { return (v8sf)((v8si)a & 0x7fffffff); }
-FL_INLINE v4df abs_f64(v4df a) { return (v4df)((v4di)a & 0x7fffffffffffffffLL); }
 
 /* Horizontal reductions in a fixed lane order (so results never depend on the ISA's
  * vector width). */
@@ -209,72 +188,6 @@ FL_INLINE double hmax_f64(v4df v)
 }
 
 /* ---- exp ------------------------------------------------------------------------ */
-
-/* exp(x), float: Cephes' expf polynomial on r = x - n ln2, |r| <= ln2/2, then times 2^n
- * built in two halves so that subnormal results (x down to -103.97) come out right. */
-FL_INLINE v8sf exp_f32(v8sf x)
-{
-    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    v8si over = x > 88.72283935546875f;
-    v8si under = x < -103.972084045410f;
-    v8sf xc = sel_f32(x > 88.8f, (v8sf){} + 88.8f, x);
-    xc = sel_f32(x < -104.0f, (v8sf){} - 104.0f, xc);
-    v8sf t = xc * 1.44269504088896341f + magic;
-    v8sf n = t - magic;
-    v8sf r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    v8sf p = (v8sf){} + 1.9875691500E-4f;
-    p = p * r + 1.3981999507E-3f;
-    p = p * r + 8.3334519073E-3f;
-    p = p * r + 4.1665795894E-2f;
-    p = p * r + 1.6666665459E-1f;
-    p = p * r + 5.0000001201E-1f;
-    p = p * (r * r) + r + 1.0f;
-    v8si ni = (v8si)((v8su)t - (v8su)((v8sf){} + magic));
-    v8si n1 = ni >> 1;
-    v8si n2 = ni - n1;
-    v8sf s1 = (v8sf)((v8su)(n1 + 127) << 23);
-    v8sf s2 = (v8sf)((v8su)(n2 + 127) << 23);
-    v8sf y = (p * s1) * s2;
-    y = sel_f32(under, (v8sf){}, y);
-    return sel_f32(over, (v8sf){} + __builtin_inff(), y);
-}
-
-/* exp(x), double: degree-13 Taylor polynomial on |r| <= ln2/2 (truncation < 2e-18
- * relative), same reduction and two-step scaling as exp_f32. */
-FL_INLINE v4df exp_f64(v4df x)
-{
-    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
-    v4di over = x > 709.782712893384;
-    v4di under = x < -745.1332191019412;
-    v4df xc = sel_f64(x > 710.0, (v4df){} + 710.0, x);
-    xc = sel_f64(x < -746.0, (v4df){} - 746.0, xc);
-    v4df t = xc * 1.4426950408889634 + magic;
-    v4df n = t - magic;
-    v4df r = xc - n * 6.93145751953125E-1;
-    r = r - n * 1.42860682030941723212E-6;
-    v4df p = (v4df){} + 1.0 / 6227020800.0;          /* 1/13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * (r * r) + r + 1.0;
-    v4di ni = (v4di)((v4du)t - (v4du)((v4df){} + magic));
-    v4di n1 = ni >> 1;
-    v4di n2 = ni - n1;
-    v4df s1 = (v4df)((v4du)(n1 + 1023) << 52);
-    v4df s2 = (v4df)((v4du)(n2 + 1023) << 52);
-    v4df y = (p * s1) * s2;
-    y = sel_f64(under, (v4df){}, y);
-    return sel_f64(over, (v4df){} + __builtin_inf(), y);
-}
 
 /* exp(x) for x <= 0 (and NaN, -inf), the case of softmax and softplus terms: no
  * overflow handling, and results below FLT_MIN (x < -87.34) flushed to 0 -- they are
@@ -363,33 +276,6 @@ FL_INLINE v8sf expneg_f32(v8sf x)
 #endif
 }
 
-FL_INLINE v4df expneg_f64(v4df x)
-{
-    const double magic = 6755399441055744.0;
-    v4df t = x * 1.4426950408889634 + magic;
-    v4df n = t - magic;
-    v4df r = x - n * 6.93145751953125E-1;
-    r = r - n * 1.42860682030941723212E-6;
-    v4df p = (v4df){} + 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * (r * r) + r + 1.0;
-    /* bits(magic) = 0x4338000000000000: shifted left by 52 it vanishes modulo 2^64 */
-    v4df scale = (v4df)(((v4du)t << 52) + 0x3ff0000000000000ULL);
-    return (v4df)(~(x < -708.3964185322641) & (v4di)(p * scale));
-}
-
-
-
 /* The sum of exp(x_j - m) over the nv vectors at x, for m >= every x_j (the max of a
  * softmax row), in a fixed order. One prefetch of `next` per 64 bytes read (the
  * caller's next data: the loop is compute-bound on cached data).
@@ -464,97 +350,109 @@ FL_INLINE v4df sumexpneg_f64(const fl_f64u *x, int64_t nv, v4df m, const fl_f64u
     return s0 + s1;
 }
 
-/* ---- log ------------------------------------------------------------------------ */
+/* ---- 64-byte vectors: the AVX-512 pass ------------------------------------------ */
 
-/* log(1 + f) for f in [sqrt(1/2) - 1, sqrt(2) - 1]: 2 atanh(s), s = f / (2 + f),
- * |s| <= 0.1716, by its odd series (float: to s^9, error < 1e-9 relative). */
-FL_INLINE v8sf log1p_small_f32(v8sf f)
+/* 16 floats or 8 doubles per vector, for the kernels the AVX-512 pass compiles wide
+ * (fl_isa_pass.h). Only there: without AVX-512, GCC lowers 64-byte generic vectors
+ * through memory. GCC only (fl_isa_avx512.c): clang's target attribute does not define
+ * __AVX512F__ for the preprocessor. */
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__AVX512BW__)
+#include <immintrin.h>
+
+#define FL_W32X16 16
+#define FL_W64X8 8
+typedef float v16sf __attribute__((vector_size(64)));
+typedef int32_t v16si __attribute__((vector_size(64)));
+typedef uint32_t v16su __attribute__((vector_size(64)));
+typedef double v8df __attribute__((vector_size(64)));
+typedef int64_t v8di __attribute__((vector_size(64)));
+typedef uint64_t v8du __attribute__((vector_size(64)));
+
+#define FV v16sf
+#define FI v16si
+#define FU v16su
+#define FW FL_W32X16
+#define FS(name) name##_f32x16
+#define SI(name) name##_i32x16
+#define DV v8df
+#define DI v8di
+#define DU v8du
+#define DW FL_W64X8
+#define DS(name) name##_f64x8
+#define DIS(name) name##_i64x8
+#define FGETEXP(x) ((v16sf)_mm512_getexp_ps((__m512)(x)))
+#define FGETMANT(x) ((v16sf)_mm512_getmant_ps((__m512)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
+#define DGETEXP(x) ((v8df)_mm512_getexp_pd((__m512d)(x)))
+#define DGETMANT(x) ((v8df)_mm512_getmant_pd((__m512d)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
+#include "fl_vmath.inc"
+#undef FV
+#undef FI
+#undef FU
+#undef FW
+#undef FS
+#undef SI
+#undef DV
+#undef DI
+#undef DU
+#undef DW
+#undef DS
+#undef DIS
+#undef FGETEXP
+#undef FGETMANT
+#undef DGETEXP
+#undef DGETMANT
+
+/* (v)maxps / (v)maxpd: the second operand where either is NaN, as max_f32 */
+FL_INLINE v16sf max_f32x16(v16sf a, v16sf b) { return (v16sf)_mm512_max_ps((__m512)a, (__m512)b); }
+FL_INLINE v8df max_f64x8(v8df a, v8df b) { return (v8df)_mm512_max_pd((__m512d)a, (__m512d)b); }
+
+/* expneg_f32's AVX2 algorithm on 16 lanes, the same operations (so the same values lane
+ * by lane): 2^(j/8) from the 8-entry table, repeated so that vpermps' 16-entry index
+ * (the low 4 bits of bits(t), n mod 16) reads entry n mod 8, then the degree-4
+ * polynomial of expt_poly and the scaling of expt_scale. */
+FL_INLINE v16sf fma_f32x16(v16sf a, v16sf b, v16sf c)
 {
-    v8sf s = f / (f + 2.0f);
-    v8sf z = s * s;
-    v8sf p = (v8sf){} + (1.0f / 9.0f);
-    p = p * z + (1.0f / 7.0f);
-    p = p * z + (1.0f / 5.0f);
-    p = p * z + (1.0f / 3.0f);
-    return (s + s) + (s + s) * (z * p);
+    return (v16sf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
 }
-/* double: to s^19, error < 3e-17 relative. */
-FL_INLINE v4df log1p_small_f64(v4df f)
+FL_INLINE v16sf expneg_f32x16(v16sf x)
 {
-    v4df s = f / (f + 2.0);
-    v4df z = s * s;
-    v4df p = (v4df){} + (1.0 / 19.0);
-    p = p * z + (1.0 / 17.0);
-    p = p * z + (1.0 / 15.0);
-    p = p * z + (1.0 / 13.0);
-    p = p * z + (1.0 / 11.0);
-    p = p * z + (1.0 / 9.0);
-    p = p * z + (1.0 / 7.0);
-    p = p * z + (1.0 / 5.0);
-    p = p * z + (1.0 / 3.0);
-    return (s + s) + (s + s) * (z * p);
+    static const v16si tab __attribute__((aligned(64))) = {
+        0x3f800000, 0x3f7b95c2, 0x3f7837f0, 0x3f75fed7, 0x3f7504f3, 0x3f75672a, 0x3f7744fd,
+        0x3f7ac0c7, 0x3f800000, 0x3f7b95c2, 0x3f7837f0, 0x3f75fed7, 0x3f7504f3, 0x3f75672a,
+        0x3f7744fd, 0x3f7ac0c7};
+    const v16sf magic = (v16sf){} + FL_EXPT_MAGIC;
+    v16sf t = fma_f32x16(x, (v16sf){} + FL_EXPT_L, magic);
+    v16sf n = t - magic;
+    v16sf rh = fma_f32x16(n, (v16sf){} - FL_EXPT_CHI, x);
+    v16sf u = fma_f32x16(n, (v16sf){} - FL_EXPT_CLO, rh);
+    v16sf r2 = rh * rh;
+    v16sf a = fma_f32x16(rh, (v16sf){} + FL_EXPT_C3, (v16sf){} + 0.5f);
+    v16sf b = fma_f32x16(r2, (v16sf){} + FL_EXPT_C4, a);
+    v16sf q = fma_f32x16(b, r2, u);
+    v16si tj = (v16si)_mm512_permutexvar_ps((__m512i)t, (__m512)tab);
+    v16sf scale = (v16sf)(((v16su)t << 20) + (v16su)tj);
+    v16sf y = fma_f32x16(scale, q, scale);
+    return (v16sf)(~(x < -87.33654f) & (v16si)y);
 }
 
-/* log(1 + e) for e in [0, 1] (NaN gives NaN), the softplus term log1p(exp(-|x|)):
- * float: e Q(e), Q a degree-9 polynomial fitted to log1p(e) / e on [0, 1] (relative
- * error < 2e-7, no division, exact relative accuracy as e -> 0). */
-FL_INLINE v8sf log1p_unit_f32(v8sf e)
-{
-    v8sf p = (v8sf){} - 0.0031639994122087955f;
-    p = p * e + 0.019487686455249786f;
-    p = p * e - 0.05626952648162842f;
-    p = p * e + 0.10532950609922409f;
-    p = p * e - 0.15263274312019348f;
-    p = p * e + 0.19661018252372742f;
-    p = p * e - 0.24951167404651642f;
-    p = p * e + 0.33329665660858154f;
-    p = p * e - 0.49999889731407166f;
-    p = p * e + 1.0f;
-    return p * e;
-}
-/* double: range-reduced to f in [sqrt(1/2) - 1, sqrt(2) - 1] (no 1 + e is formed). */
-FL_INLINE v4df log1p_unit_f64(v4df e)
-{
-    v4di big = e > 0.41421356237309503;
-    v4df f = sel_f64(big, (e - 1.0) * 0.5, e);
-    v4df k = sel_f64(big, (v4df){} + 0.693147180559945309, (v4df){});
-    return k + log1p_small_f64(f);
-}
+/* A float64 accumulator of 16 lanes (two 8-double vectors); doubles use its first. */
+typedef struct {
+    v8df lo, hi;
+} fl_accw;
 
-/* log(x): -inf at +-0, NaN below 0 and at NaN, +inf at +inf, subnormals handled. */
-FL_INLINE v8sf log_f32(v8sf x)
+FL_INLINE void acc_add_f32x16(fl_accw *acc, v16sf v)
 {
-    v8si tiny = x < 1.17549435e-38f;
-    v8sf xs = sel_f32(tiny, x * 8388608.0f, x);             /* times 2^23 */
-    v8si bits = (v8si)xs;
-    v8si ebits = (bits >> 23) & 0xff;
-    v8sf e = (v8sf)(ebits | 0x4b000000) - 8388608.0f;       /* float(ebits), exactly */
-    v8sf m = (v8sf)((bits & 0x007fffff) | 0x3f800000);      /* mantissa in [1, 2) */
-    v8si big = m > 1.41421356237309503f;
-    m = sel_f32(big, m * 0.5f, m);
-    v8sf k = e - 127.0f + sel_f32(big, (v8sf){} + 1.0f, (v8sf){})
-             - sel_f32(tiny, (v8sf){} + 23.0f, (v8sf){});
-    v8sf y = k * 0.693147180559945309f + log1p_small_f32(m - 1.0f);
-    y = sel_f32(x == 0.0f, (v8sf){} - __builtin_inff(), y);
-    y = sel_f32(x == __builtin_inff(), (v8sf){} + __builtin_inff(), y);
-    return sel_f32(x >= 0.0f, y, (v8sf){} + __builtin_nanf(""));
+    v8sf lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+    v8sf hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    acc->lo += (v8df)_mm512_cvtps_pd((__m256)lo);
+    acc->hi += (v8df)_mm512_cvtps_pd((__m256)hi);
 }
-FL_INLINE v4df log_f64(v4df x)
+FL_INLINE void acc_add_f64x8(fl_accw *acc, v8df v) { acc->lo += v; }
+FL_INLINE double hsum_f64x8(v8df v)
 {
-    v4di tiny = x < 2.2250738585072014e-308;
-    v4df xs = sel_f64(tiny, x * 4503599627370496.0, x);     /* times 2^52 */
-    v4di bits = (v4di)xs;
-    v4di ebits = (bits >> 52) & 0x7ff;
-    v4df e = (v4df)(ebits | 0x4330000000000000LL) - 4503599627370496.0;
-    v4df m = (v4df)((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
-    v4di big = m > 1.41421356237309503;
-    m = sel_f64(big, m * 0.5, m);
-    v4df k = e - 1023.0 + sel_f64(big, (v4df){} + 1.0, (v4df){})
-             - sel_f64(tiny, (v4df){} + 52.0, (v4df){});
-    v4df y = k * 0.693147180559945309 + log1p_small_f64(m - 1.0);
-    y = sel_f64(x == 0.0, (v4df){} - __builtin_inf(), y);
-    y = sel_f64(x == __builtin_inf(), (v4df){} + __builtin_inf(), y);
-    return sel_f64(x >= 0.0, y, (v4df){} + __builtin_nan(""));
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
+FL_INLINE double accw_sum(fl_accw acc) { return hsum_f64x8(acc.lo) + hsum_f64x8(acc.hi); }
+#endif
 
 #endif

@@ -84,18 +84,33 @@ _apply_threads(_threads.get_num_threads())
 _threads.on_change(_apply_threads)
 
 
+# the kernel passes, by fl_isa()'s number: each is compiled from the same templates
+ISAS = ("baseline", "avx2", "avx512")
+
+
 def isa():
-    """The instruction set the kernels run with: "avx2" (AVX2+FMA) or "baseline"."""
-    return "avx2" if lib.fl_isa() else "baseline"
+    """The instruction set the kernels run with: "avx512" (AVX-512 F/VL/DQ/BW), "avx2"
+    (AVX2+FMA) or "baseline"."""
+    return ISAS[lib.fl_isa()]
 
 
 def set_isa(name):
-    """Ask for "avx2" or "baseline" kernels (for tests and comparisons); return the one
-    now in use ("avx2" is only granted on a CPU that has AVX2 and FMA)."""
-    if name not in ("avx2", "baseline"):
-        raise ValueError(f"name: expected 'avx2' or 'baseline', got {name!r}")
-    lib.fl_set_isa(1 if name == "avx2" else 0)
+    """Ask for "avx512", "avx2" or "baseline" kernels (for tests and comparisons); return
+    the one now in use (a pass is only granted on a CPU that runs it, else the widest
+    below it that does)."""
+    if name not in ISAS:
+        raise ValueError(f"name: expected one of {', '.join(map(repr, ISAS))}, got {name!r}")
+    lib.fl_set_isa(ISAS.index(name))
     return isa()
+
+
+def isas():
+    """Every pass this CPU runs, narrowest first (what the tests run each kernel on)."""
+    before = isa()
+    try:
+        return [name for name in ISAS if set_isa(name) == name]
+    finally:
+        set_isa(before)
 
 
 if os.environ.get("FASTLOSS_C_ISA"):

@@ -25,9 +25,9 @@ def required_kernels(backend):
 
 @dataclass(frozen=True)
 class Variant:
-    id: str            # the test id: "numba", "c-baseline", "c-avx2"
+    id: str            # the test id: "numba", "c-baseline", "c-avx2", "c-avx512"
     backend: str       # the backend= it runs with
-    isa: str = None    # the C module's instruction set ("baseline" / "avx2"), else None
+    isa: str = None    # the C module's instruction set (_cffi.ISAS), else None
 
     @contextlib.contextmanager
     def setup(self):
@@ -54,10 +54,7 @@ def backend_variants():
             continue
         if name == "c":
             from fastloss import _cffi
-            default = _cffi.isa()
-            isas = ["baseline"] + (["avx2"] if _cffi.set_isa("avx2") == "avx2" else [])
-            _cffi.set_isa(default)
-            out += [Variant(f"c-{isa}", "c", isa) for isa in isas]
+            out += [Variant(f"c-{isa}", "c", isa) for isa in _cffi.isas()]
         else:
             out.append(Variant(name, name))
     return out

@@ -32,7 +32,7 @@ from fastloss import _cffi  # noqa: E402  (only importable when built)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-ISAS = ["baseline"] + (["avx2"] if _cffi.set_isa("avx2") == "avx2" else [])
+ISAS = _cffi.isas()
 DEFAULT_ISA = _cffi.isa()
 
 
@@ -99,18 +99,23 @@ def _compare_kernel(name, arrays, params, n_items, grad_shapes, dtype, rng, rtol
                 assert st_c[0] == pytest.approx(st_r[0], rel=1e-12), f"{name}_fwd weight sum"
             if with_out:
                 assert_close(lo_c, lo_r, rtol, f"{name}_fwd items")
-        for with_gvec in (False, True):
+        # with and without per-item outputs too: a "mean" call asks for neither, and some
+        # kernels then take another path (multilabel_soft_margin's flat one)
+        for with_gvec, with_out in ((False, True), (True, True), (False, False)):
             gvec = (rng.uniform(-2, 2, n_items).astype(dtype) if with_gvec else empty)
             gscale = 0.37
-            lo_c, lo_r = np.empty(n_items, dtype), np.empty(n_items, dtype)
+            lo_r = np.empty(n_items, dtype)
+            lo_c = np.empty(n_items, dtype) if with_out else empty
             gc = [np.full(s, 7.0, dtype) for s in grad_shapes]   # junk: must be overwritten
             gr = [np.empty(s, dtype) for s in grad_shapes]
             tc = cv(*arrays, *params, gscale, gvec, lo_c, *gc)
             tr = rv(*arrays, *params, gscale, gvec, lo_r, *gr)
             _close_total(tc, tr, lo_r, rtol, f"{name}_vg total")
-            assert_close(lo_c, lo_r, rtol, f"{name}_vg items")
+            if with_out:
+                assert_close(lo_c, lo_r, rtol, f"{name}_vg items")
             for k, (a, b) in enumerate(zip(gc, gr)):
-                assert_close(a, b, rtol, f"{name}_vg grad {k} (gvec={with_gvec})")
+                assert_close(a, b, rtol, f"{name}_vg grad {k} (gvec={with_gvec}, "
+                                         f"items={with_out})")
 
 
 def _close_total(tc, tr, items, rtol, what):
@@ -210,7 +215,7 @@ def test_class_targets_reports_first_bad_position():
     assert _cffi.class_targets(big, np.empty(0), 3, -100, False)[1] == 123_456
 
 
-N_PW = [0, 1, 7, 8, 9, 100, 70_001]
+N_PW = [0, 1, 7, 8, 9, 17, 100, 70_001]   # 17: past one 16-lane vector (AVX-512)
 
 
 def _pw_arrays(name, n, dtype, rng):
@@ -223,13 +228,16 @@ def _pw_arrays(name, n, dtype, rng):
         t = rng.uniform(0, 1, n).astype(dtype)
     elif name in ("hinge_embedding", "soft_margin", "margin_ranking"):
         t = rng.choice(np.array([1.0, -1.0, 0.5]), n).astype(dtype)
+    elif name == "kl_div":   # probabilities with zeros (the log-target run uses log(t))
+        t = np.where(rng.uniform(size=n) < 0.2, 0.0, rng.uniform(0, 1, n)).astype(dtype)
     return _spice(x, rng) if name != "bce" else x, t
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", N_PW)
 @pytest.mark.parametrize("name", ["l1", "mse", "smooth_l1", "huber", "bce", "bce_logits",
-                                  "hinge_embedding", "soft_margin", "margin_ranking"])
+                                  "hinge_embedding", "soft_margin", "margin_ranking", "kl_div", "gaussian_nll",
+                                  "poisson_nll"])
 def test_pointwise_kernels(name, n, dtype, isa):
     rng = np.random.default_rng(n + 1)
     x, t = _pw_arrays(name, n, dtype, rng)
@@ -246,14 +254,32 @@ def test_pointwise_kernels(name, n, dtype, isa):
         "hinge_embedding": [((x, t), (1.0,)), ((x, t), (-0.5,))],
         "soft_margin": [((x, t), ())],
         "margin_ranking": [((x, _spice(t * 2, rng), t), (0.3,))],
+        "kl_div": [((x, _spice(t, rng)), (False,)),
+                   ((x, _spice(np.log(t, where=t > 0, out=np.full_like(t, -np.inf)),
+                                rng)), (True,))],
+        # variances below eps, zero and negative ones among them (clamped), spiced
+        "gaussian_nll": [((x, t, _spice(v, rng)), (full, eps))
+                         for v in [np.where(rng.uniform(size=n) < 0.1, -0.5,
+                                            rng.uniform(0, 2, n) ** 3).astype(dtype)]
+                         for full, eps in ((False, 1e-6), (True, 0.1))],
+        # log input: spiced x, counts (0, 1 and above: Stirling's mask) as targets; linear
+        # input: positive rates with zeros and a few negative ones (log of <= 0: NaN)
+        "poisson_nll": [((xx, _spice(np.floor(np.abs(t) * 2), rng)), (log_input, full, 1e-8))
+                        for log_input, xx in ((True, x),
+                                              (False, np.where(rng.uniform(size=n) < 0.05, -1.0,
+                                                               np.abs(x)).astype(dtype)))
+                        for full in (False, True)],
     }[name]
-    grads = 2 if name == "margin_ranking" else 1
+    grads = 2 if name in ("margin_ranking", "gaussian_nll") else 1
     for arrays, params in runs:
         _compare_kernel(name, arrays, params, n, [(n,)] * grads, dtype, rng)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(13, 10), (5, 1), (3, 37), (0, 4), (40, 8)],
+# (7000, 10), (900, 37): several blocks (FL_BLOCK_WORK), whose flat runs start at a row
+# (their weight phase 0); (50, 300): a shared weight row too long for the flat path's copy
+@pytest.mark.parametrize("shape", [(13, 10), (5, 1), (3, 37), (0, 4), (40, 8), (7000, 10),
+                                   (900, 37), (50, 300)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_row_margin_kernels(shape, dtype, isa):
     rng = np.random.default_rng(shape[1])
