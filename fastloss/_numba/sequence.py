@@ -29,7 +29,9 @@ core on Xeon 167). Linear space loses states whose mass falls below the float64 
 relative to the row, where log space does not; so every sample is checked as it goes
 (see ``_lin_step``) and a sample where any value came near underflow (or a row sum is
 0 or not finite: impossible alignments, NaN, inf) is recomputed with the log-space
-recursion, which stays the exact path. ``STATS`` counts the samples of each path.
+recursion, which stays the exact path, by drivers of its own run after the linear-space
+ones on those samples only: a call whose samples all hold in linear space never
+compiles the log-space code. ``STATS`` counts the samples of each path.
 Measured on Zen 4, 1 thread, float32, under load (best of 7, both paths in one process):
 T=500, N=32, C=32, S=100 forward 16.1 -> 5.7 ms (5.0 -> 1.8 ns per state), value and
 gradient 42 -> 28 ms; T=200, N=64, C=1000, S=50 forward 14.4 -> 8.8 ms, value and gradient
@@ -40,7 +42,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _threads
-from ._common import FM, coef_at, readonly as _readonly
+from ._common import FM, coef_at, define, readonly as _readonly
 from ._math import fexp, fexpm, flog, prefetch
 from ._threading import call
 
@@ -329,7 +331,10 @@ def _lin_alpha(lp, b, il, L, ext, mul_a, g, ec, p, rows, keep, log_scale):
     # this row is the last one, whose sum must be the end states' alone
     lo = max(0, L - 2 * il)
     hi = min(L, 2)
-    _probs(lp, 0, b, ext, lo, hi, g, ec, p, AHEAD if AHEAD < il else -1)
+    # t as a variable: a literal 0 made Numba compile _probs (and its callees) a second
+    # time, for Literal[int](0) (1.5 s of the first call)
+    t = np.int64(0)
+    _probs(lp, t, b, ext, lo, hi, g, ec, p, AHEAD if AHEAD < il else -1)
     c = 0.0
     for s in range(lo, hi):
         rows[0, PAD + s] = p[s]
@@ -366,27 +371,23 @@ def _lin_alpha(lp, b, il, L, ext, mul_a, g, ec, p, rows, keep, log_scale):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _lin_gamma(a, bt, k, e):
-    """e = a bt k (the occupancies of a band); their sum."""
+def _lin_gamma(a, bt, p, k, e, v):
+    """e = a bt k (the occupancies of a band) and v = p bt (beta with this step's
+    probabilities), in one pass over the band (two passes before: ~5% of the value and
+    gradient at T=500, N=32, C=32, S=100); (sum of e, sum of bt, how many p bt
+    underflowed)."""
     total = 0.0
-    for i in range(e.shape[0]):
-        x = a[i] * bt[i] * k
-        e[i] = x
-        total += x
-    return total
-
-
-@njit(cache=True, error_model="numpy", fastmath=FM)
-def _lin_weigh(p, bt, v):
-    """v = p bt (beta with this step's probabilities); (sum of bt, underflows)."""
-    total = 0.0
+    bsum = 0.0
     bad = 0
-    for i in range(v.shape[0]):
-        x = p[i] * bt[i]
+    for i in range(e.shape[0]):
+        b = bt[i]
+        e[i] = a[i] * b * k
+        total += e[i]
+        x = p[i] * b
         v[i] = x
-        total += bt[i]
-        bad += 1 if (x < SAFE_MIN) & (p[i] > 0.0) & (bt[i] > 0.0) else 0
-    return total, bad
+        bsum += b
+        bad += 1 if (x < SAFE_MIN) & (p[i] > 0.0) & (b > 0.0) else 0
+    return total, bsum, bad
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
@@ -403,6 +404,36 @@ def _blank_gamma(e, first, hi):
     return total
 
 
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _combine_row(lpr, gr, exact, cf, out):
+    """out = (exp(lpr) - gr) cf, or -gr cf for the exact gradient."""
+    if exact:
+        for c in range(out.shape[0]):
+            out[c] = -gr[c] * cf
+    else:
+        for c in range(out.shape[0]):
+            out[c] = (fexp(np.float64(lpr[c])) - gr[c]) * cf
+
+
+@njit(cache=True, error_model="numpy")
+def _grad_row_narrow(lpr, ext, lo, hi, p, e, exact, cf, gr, out):
+    """_grad_row where C is below the band's width (C = 32, 201 states): gamma summed per
+    class in gr (the labels' scatter-adds, the blank's states as one sum), then one
+    vectorised pass over the C classes. Writing each label's cell three times (set,
+    subtract, store) took ~60% of the backward pass at T=500, N=32, C=32, S=100."""
+    for c in range(gr.shape[0]):
+        gr[c] = 0.0
+    # a class of the band at log-prob -inf (p = 0): torch's exp(alpha + beta + nll - lp)
+    # is exp(-inf + inf), NaN, as the log-space path gives
+    for s in range(lo | 1, hi, 2):
+        gr[ext[s]] += e[s] if p[s] > 0.0 else np.nan
+    first_blank = lo + (lo & 1)
+    if first_blank < hi:
+        gb = _blank_gamma(e, first_blank, hi)
+        gr[ext[first_blank]] = gb if p[first_blank] > 0.0 else np.nan
+    _combine_row(lpr, gr, exact, cf, out)
+
+
 @njit(cache=True, error_model="numpy")
 def _grad_row(lpr, ext, lo, hi, p, e, exact, cf, gr, out):
     """out = (exp(lpr) - gamma) cf (or -gamma cf, exact), gamma[c] = sum of e[s] over the
@@ -411,6 +442,9 @@ def _grad_row(lpr, ext, lo, hi, p, e, exact, cf, gr, out):
     sum, the labels in gr. Half the row traffic of filling a float64 row and copying it
     out, and no chain of read-modify-writes through the blank's cell (201 a step at
     S = 100: it took as long as the whole forward recursion)."""
+    if out.shape[0] < hi - lo:
+        _grad_row_narrow(lpr, ext, lo, hi, p, e, exact, cf, gr, out)
+        return
     if exact:
         for c in range(out.shape[0]):
             out[c] = 0.0
@@ -473,16 +507,16 @@ def _lin_sample_vg(lp, glp, b, il, L, ext, mul_a, mul_b, g, p, tab, log_scale, b
         lo = max(0, L - 2 * (il - t))
         hi = min(L, 2 * t + 2)
         k = np.exp(log_scale[t] + log_b + nll)
-        tot = _lin_gamma(tab[t, PAD + lo:PAD + hi], bt[PAD + lo:PAD + hi], k, e[lo:hi])
-        if not abs(tot - 1.0) <= GAMMA_SUM_TOL:
-            return nll, False
         # p_t over the band (the forward pass checked it): the gradient's exp(log_probs)
         # at the band's classes, then bt_{t-1}
         _probs(lp, t, b, ext, lo, hi, g, gr, p, t - AHEAD)
+        tot, d, bad = _lin_gamma(tab[t, PAD + lo:PAD + hi], bt[PAD + lo:PAD + hi], p[lo:hi],
+                                 k, e[lo:hi], v[PAD + lo:PAD + hi])
+        if not abs(tot - 1.0) <= GAMMA_SUM_TOL:
+            return nll, False
         _grad_row(lp[t, b], ext, lo, hi, p, e, exact, cf, gr, glp[t, b])
         if t == 0:
             break
-        d, bad = _lin_weigh(p[lo:hi], bt[PAD + lo:PAD + hi], v[PAD + lo:PAD + hi])
         if bad or not _row_sum_ok(d):
             return nll, False
         log_b += flog(d)
@@ -503,46 +537,77 @@ def _item(nll, zero_infinity, scale, b):
 
 
 @njit(cache=True, error_model="numpy")
-def _fwd_worker(w, nw, lp, tp, il, tl, scale, blank, zero_infinity, linear, items, in_log,
-                ext, sa, sb, ma, mb, g, ec, p, rows):
-    for b in range(w, lp.shape[1], nw):
+def _lin_fwd_worker(w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, items, lin_nll,
+                    in_log, ext, sa, sb, ma, mb, g, ec, p, rows):
+    """Forward values of samples idx[w::nw] in linear space; in_log[b] = 1 where sample b
+    must be computed in log space (by _log_fwd_worker)."""
+    for i in range(w, idx.shape[0], nw):
+        b = idx[i]
         L = _setup(tp, b, tl[b], blank, ext[w], sa[w], sb[w], ma[w], mb[w])
         nll, ok = np.nan, False
-        if linear and il[b] > 0 and L <= 2 * il[b] + 1:
+        if il[b] > 0 and L <= 2 * il[b] + 1:
             # two rows, no log_scale kept (p[w] stands in for it, never written)
             nll, ok = _lin_alpha(lp, b, il[b], L, ext[w], ma[w], g[w], ec[w], p[w],
                                  rows[w], False, p[w])
-        if not ok:
-            nll = _alpha_rows(lp, b, il[b], L, ext[w], sa[w], g[w], rows[w])
+        if ok:
+            items[b] = _item(nll, zero_infinity, scale, b)
+        else:
             in_log[b] = 1
+
+
+@njit(cache=True, error_model="numpy")
+def _log_fwd_worker(w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, items, lin_nll,
+                    in_log, ext, sa, sb, ma, mb, g, ec, p, rows):
+    """Forward values of samples idx[w::nw] in log space."""
+    for i in range(w, idx.shape[0], nw):
+        b = idx[i]
+        L = _setup(tp, b, tl[b], blank, ext[w], sa[w], sb[w], ma[w], mb[w])
+        nll = _alpha_rows(lp, b, il[b], L, ext[w], sa[w], g[w], rows[w])
         items[b] = _item(nll, zero_infinity, scale, b)
 
 
 @njit(cache=True, error_model="numpy")
-def _vg_worker(w, nw, lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gscale,
-               gvec, items, in_log, glp, ext, sa, sb, ma, mb, g, p, tab, log_scale, beta,
-               v, gr, e):
+def _lin_vg_worker(w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, exact, gscale,
+                   gvec, items, lin_nll, in_log, glp, ext, sa, sb, ma, mb, g, p, tab,
+                   log_scale, beta, v, gr, e):
+    """Values and gradients of samples idx[w::nw] in linear space; in_log[b] = 1 where
+    sample b must be computed in log space, lin_nll[b] its linear-space value (NaN where
+    the forward pass failed too)."""
     T, C = lp.shape[0], lp.shape[2]
-    for b in range(w, lp.shape[1], nw):
+    for i in range(w, idx.shape[0], nw):
+        b = idx[i]
         L = _setup(tp, b, tl[b], blank, ext[w], sa[w], sb[w], ma[w], mb[w])
         cf = coef_at(gscale, gvec, b) * (scale[b] if scale.shape[0] else 1.0)
         nll, ok = np.nan, False
-        if linear and il[b] > 0 and L <= 2 * il[b] + 1:
+        if il[b] > 0 and L <= 2 * il[b] + 1:
             nll, ok = _lin_sample_vg(lp, glp, b, il[b], L, ext[w], ma[w], mb[w], g[w], p[w],
                                      tab[w], log_scale[w], beta[w, 0], v[w], gr[w], e[w],
                                      exact, cf)
-            if ok:
-                for t in range(il[b], T):
-                    for c in range(C):
-                        glp[t, b, c] = 0.0
-        if not ok:
-            nll_log = _ctc_sample_vg(lp, glp, b, il[b], L, ext[w], sa[w], sb[w], g[w],
-                                     tab[w], beta[w], gr[w], e[w], zero_infinity, exact, cf)
-            # the value as the forward-only call computes it: linear space where its
-            # forward pass held, and only the gradient came from log space
-            nll = nll_log if np.isnan(nll) else nll
+        if ok:
+            for t in range(il[b], T):
+                for c in range(C):
+                    glp[t, b, c] = 0.0
+            items[b] = _item(nll, zero_infinity, scale, b)
+        else:
+            lin_nll[b] = nll
             in_log[b] = 1
-        items[b] = _item(nll, zero_infinity, scale, b)
+
+
+@njit(cache=True, error_model="numpy")
+def _log_vg_worker(w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, exact, gscale,
+                   gvec, items, lin_nll, in_log, glp, ext, sa, sb, ma, mb, g, p, tab,
+                   log_scale, beta, v, gr, e):
+    """Values and gradients of samples idx[w::nw] in log space."""
+    for i in range(w, idx.shape[0], nw):
+        b = idx[i]
+        L = _setup(tp, b, tl[b], blank, ext[w], sa[w], sb[w], ma[w], mb[w])
+        cf = coef_at(gscale, gvec, b) * (scale[b] if scale.shape[0] else 1.0)
+        nll_log = _ctc_sample_vg(lp, glp, b, il[b], L, ext[w], sa[w], sb[w], g[w], tab[w],
+                                 beta[w], gr[w], e[w], zero_infinity, exact, cf)
+        # the value as the forward-only call computes it: linear space where its forward
+        # pass held, and only the gradient came from log space
+        nll = lin_nll[b]
+        items[b] = _item(nll_log if np.isnan(nll) else nll, zero_infinity, scale, b)
 
 
 @njit(cache=True, error_model="numpy")
@@ -555,11 +620,14 @@ def _finish(items, loss_out):
     return total
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _ctc_fwd_par(lp, tp, il, tl, scale, blank, zero_infinity, linear, nw, L_max, loss_out,
-                 in_log):
-    n = lp.shape[1]
-    items = np.empty(n)
+# The drivers: one workspace allocated per call, sliced per worker, and the workers run
+# by prange (parallel) or range (serial: the same workers one after the other, the same
+# bits). Each path has its own pair, so that a call compiles only what it runs: the
+# log-space recursion (~1.5 s of the forward's first call, ~5 s of the value and
+# gradient's, empty cache, under load) only once a sample needs it.
+_FWD_ARGS = ("idx, lp, tp, il, tl, scale, blank, zero_infinity, items, lin_nll, in_log, "
+             "nw, L_max")
+_FWD_WORKSPACE = """
     ext = np.empty((nw, L_max), np.int64)
     sa = np.empty((nw, L_max))
     sb = np.empty((nw, L_max))
@@ -568,37 +636,12 @@ def _ctc_fwd_par(lp, tp, il, tl, scale, blank, zero_infinity, linear, nw, L_max,
     g = np.empty((nw, L_max))
     p = np.empty((nw, L_max))
     ec = np.empty((nw, lp.shape[2]))
-    rows = np.empty((nw, 2, L_max + 2 * PAD))
-    for w in prange(nw):
-        _fwd_worker(w, nw, lp, tp, il, tl, scale, blank, zero_infinity, linear, items, in_log,
-                    ext, sa, sb, ma, mb, g, ec, p, rows)
-    return _finish(items, loss_out)
-
-
-@njit(cache=True, error_model="numpy")
-def _ctc_fwd_ser(lp, tp, il, tl, scale, blank, zero_infinity, linear, nw, L_max, loss_out,
-                 in_log):
-    n = lp.shape[1]
-    items = np.empty(n)
-    ext = np.empty((1, L_max), np.int64)
-    sa = np.empty((1, L_max))
-    sb = np.empty((1, L_max))
-    ma = np.empty((1, L_max))
-    mb = np.empty((1, L_max))
-    g = np.empty((1, L_max))
-    p = np.empty((1, L_max))
-    ec = np.empty((1, lp.shape[2]))
-    rows = np.empty((1, 2, L_max + 2 * PAD))
-    _fwd_worker(0, 1, lp, tp, il, tl, scale, blank, zero_infinity, linear, items, in_log, ext,
-                sa, sb, ma, mb, g, ec, p, rows)
-    return _finish(items, loss_out)
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def _ctc_vg_par(lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gscale, gvec, nw,
-                L_max, loss_out, glp, in_log):
-    n, T, C = lp.shape[1], lp.shape[0], lp.shape[2]
-    items = np.empty(n)
+    rows = np.empty((nw, 2, L_max + 2 * PAD))"""
+_FWD_CALL = ("w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, items, lin_nll, "
+             "in_log, ext, sa, sb, ma, mb, g, ec, p, rows")
+_VG_ARGS = ("idx, lp, tp, il, tl, scale, blank, zero_infinity, exact, gscale, gvec, items, "
+            "lin_nll, in_log, glp, nw, L_max")
+_VG_WORKSPACE = """
     ext = np.empty((nw, L_max), np.int64)
     sa = np.empty((nw, L_max))
     sb = np.empty((nw, L_max))
@@ -607,47 +650,64 @@ def _ctc_vg_par(lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gsca
     g = np.empty((nw, L_max))
     p = np.empty((nw, L_max))
     e = np.empty((nw, L_max))
-    tab = np.empty((nw, T, L_max + 2 * PAD))
-    log_scale = np.empty((nw, T))
+    tab = np.empty((nw, lp.shape[0], L_max + 2 * PAD))
+    log_scale = np.empty((nw, lp.shape[0]))
     beta = np.empty((nw, 2, L_max + 2 * PAD))
     v = np.empty((nw, L_max + 2 * PAD))
-    gr = np.empty((nw, C))
-    for w in prange(nw):
-        _vg_worker(w, nw, lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gscale,
-                   gvec, items, in_log, glp, ext, sa, sb, ma, mb, g, p, tab, log_scale, beta,
-                   v, gr, e)
-    return _finish(items, loss_out)
-
-
-@njit(cache=True, error_model="numpy")
-def _ctc_vg_ser(lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gscale, gvec, nw,
-                L_max, loss_out, glp, in_log):
-    n, T, C = lp.shape[1], lp.shape[0], lp.shape[2]
-    items = np.empty(n)
-    ext = np.empty((1, L_max), np.int64)
-    sa = np.empty((1, L_max))
-    sb = np.empty((1, L_max))
-    ma = np.empty((1, L_max))
-    mb = np.empty((1, L_max))
-    g = np.empty((1, L_max))
-    p = np.empty((1, L_max))
-    e = np.empty((1, L_max))
-    tab = np.empty((1, T, L_max + 2 * PAD))
-    log_scale = np.empty((1, T))
-    beta = np.empty((1, 2, L_max + 2 * PAD))
-    v = np.empty((1, L_max + 2 * PAD))
-    gr = np.empty((1, C))
-    _vg_worker(0, 1, lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gscale, gvec,
-               items, in_log, glp, ext, sa, sb, ma, mb, g, p, tab, log_scale, beta, v, gr, e)
-    return _finish(items, loss_out)
+    gr = np.empty((nw, lp.shape[2]))"""
+_VG_CALL = ("w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, exact, gscale, gvec, "
+            "items, lin_nll, in_log, glp, ext, sa, sb, ma, mb, g, p, tab, log_scale, beta, "
+            "v, gr, e")
+_DRIVER = """
+@njit(cache=True, error_model="numpy"{opts})
+def {name}({args}):{workspace}
+    # {loop}(0, nw), not {loop}(nw): prange(nw)'s index is uint64 in the parallel body,
+    # and the worker compiled a second time for it
+    for w in {loop}(0, nw):
+        {worker}({call})
+"""
+for _path in ("lin", "log"):
+    for _kind, _args, _ws, _call in (("fwd", _FWD_ARGS, _FWD_WORKSPACE, _FWD_CALL),
+                                     ("vg", _VG_ARGS, _VG_WORKSPACE, _VG_CALL)):
+        for _suffix, _opts, _loop in (("par", ", parallel=True", "prange"),
+                                      ("ser", "", "range")):
+            define(globals(), _DRIVER.format(
+                opts=_opts, name=f"_{_path}_{_kind}_{_suffix}", args=_args, workspace=_ws,
+                loop=_loop, worker=f"_{_path}_{_kind}_worker", call=_call))
 
 
 def _plan(lp, tl):
-    """(workers, longest extended target, work) for a call."""
+    """(workers, longest extended target, work per sample) for a call."""
     n = lp.shape[1]
     L_max = 2 * (int(tl.max()) if tl.size else 0) + 1
     nw = max(1, min(n, _threads.get_num_threads()))
-    return nw, L_max, lp.shape[0] * n * (L_max + lp.shape[2])
+    return nw, L_max, lp.shape[0] * (L_max + lp.shape[2])
+
+
+def _run(kind, lp, tl, head, tail):
+    """Run the `kind` ("fwd", "vg") drivers, with arguments `head` before the per-sample
+    outputs and `tail` after them: every sample in linear space (unless LINEAR is off),
+    then the samples it could not hold in log space; the per-sample losses."""
+    nw, L_max, work = _plan(lp, tl)
+    n = lp.shape[1]
+    items = np.empty(n)
+    lin_nll = np.full(n, np.nan)
+    in_log = np.zeros(n, np.int8)
+    idx = np.arange(n, dtype=np.int64)
+    if LINEAR:
+        g = globals()
+        call(g[f"_lin_{kind}_par"], g[f"_lin_{kind}_ser"], work * n if nw > 1 else 0,
+             idx, *head, items, lin_nll, in_log, *tail, nw, L_max)
+        idx = np.flatnonzero(in_log).astype(np.int64)
+    else:
+        in_log[:] = 1
+    if idx.size:
+        g = globals()
+        nwl = max(1, min(idx.size, nw))
+        call(g[f"_log_{kind}_par"], g[f"_log_{kind}_ser"], work * idx.size if nwl > 1 else 0,
+             idx, *head, items, lin_nll, in_log, *tail, nwl, L_max)
+    _count(in_log)
+    return items
 
 
 def _count(in_log):
@@ -658,21 +718,13 @@ def _count(in_log):
 
 def ctc_fwd(lp, tp, il, tl, scale, blank, zero_infinity, exact_grad, loss_out):
     lp, tp, il, tl, scale = (_readonly(a) for a in (lp, tp, il, tl, scale))
-    nw, L_max, work = _plan(lp, tl)
-    in_log = np.zeros(lp.shape[1], np.int8)
-    total = call(_ctc_fwd_par, _ctc_fwd_ser, work if nw > 1 else 0, lp, tp, il, tl, scale,
-                 blank, bool(zero_infinity), bool(LINEAR), nw, L_max, loss_out, in_log)
-    _count(in_log)
-    return total
+    items = _run("fwd", lp, tl, (lp, tp, il, tl, scale, blank, bool(zero_infinity)), ())
+    return _finish(items, loss_out)
 
 
 def ctc_vg(lp, tp, il, tl, scale, blank, zero_infinity, exact_grad, gscale, gvec, loss_out,
            glp):
     lp, tp, il, tl, scale = (_readonly(a) for a in (lp, tp, il, tl, scale))
-    nw, L_max, work = _plan(lp, tl)
-    in_log = np.zeros(lp.shape[1], np.int8)
-    total = call(_ctc_vg_par, _ctc_vg_ser, work if nw > 1 else 0, lp, tp, il, tl, scale,
-                 blank, bool(zero_infinity), bool(exact_grad), bool(LINEAR), float(gscale),
-                 gvec, nw, L_max, loss_out, glp, in_log)
-    _count(in_log)
-    return total
+    items = _run("vg", lp, tl, (lp, tp, il, tl, scale, blank, bool(zero_infinity),
+                                bool(exact_grad), float(gscale), gvec), (glp,))
+    return _finish(items, loss_out)
