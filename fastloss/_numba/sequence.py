@@ -43,7 +43,7 @@ from numba import njit, prange
 
 from .. import _threads
 from ._common import FM, coef_at, define, readonly as _readonly
-from ._math import fexp, fexpm, flog, prefetch
+from ._math import fcast, fexp, fexpm, flog, prefetch
 from ._threading import call
 
 __all__ = ["ctc_fwd", "ctc_vg"]
@@ -404,8 +404,13 @@ def _lin_gamma(a, bt, p, k, e, v):
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _scaled_exp_row(lpr, cf, out):
+    """out = exp(lpr) cf in lpr's own precision: float32 lanes are twice as many as
+    float64's (C = 1000, rows in cache, 1 thread: 12.2 -> 4.7 ms for 12800 rows, ~70% of
+    the backward pass at T=200, N=64, S=50; within 1 ulp of float32). Only the classes
+    outside the band keep this value, and torch's is a float32 exp too."""
+    k = fcast(lpr[0], cf)
     for c in range(out.shape[0]):
-        out[c] = fexp(np.float64(lpr[c])) * cf
+        out[c] = fexp(lpr[c]) * k
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
