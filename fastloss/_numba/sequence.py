@@ -29,19 +29,28 @@ core on Xeon 167). Linear space loses states whose mass falls below the float64 
 relative to the row, where log space does not; so every sample is checked as it goes
 (see ``_lin_step``) and a sample where any value came near underflow (or a row sum is
 0 or not finite: impossible alignments, NaN, inf) is recomputed with the log-space
-recursion, which stays the exact path. ``STATS`` counts the samples of each path.
+recursion, which stays the exact path, by drivers of its own run after the linear-space
+ones on those samples only: a call whose samples all hold in linear space never
+compiles the log-space code. ``STATS`` counts the samples of each path.
 Measured on Zen 4, 1 thread, float32, under load (best of 7, both paths in one process):
 T=500, N=32, C=32, S=100 forward 16.1 -> 5.7 ms (5.0 -> 1.8 ns per state), value and
 gradient 42 -> 28 ms; T=200, N=64, C=1000, S=50 forward 14.4 -> 8.8 ms, value and gradient
 47 -> 33 ms, there bound by memory: gathering the labels of rows N C entries apart (hence
 the prefetch) and reading and writing the (T, N, C) arrays for the gradient.
+Since then (Zen 4, 1 thread, CPU time, under load): value and gradient 20.6 -> 14.1 ms
+and 29.9 -> 18.3 ms, from the per-class gamma sums where C is narrow, the band's
+probabilities kept from the forward pass and the float32 exp of the gradient rows.
+Where the forward time goes at C = 1000 (ns per sample and step, 1 thread): 548 with
+the rows in cache (N = 4), ~710 at N = 64; so the step itself (the gather, 101 float64
+exps, the recursion) dominates, not memory. A time-major loop over a worker's samples
+(the rows of one step read in order) was tried and measured no faster.
 """
 import numpy as np
 from numba import njit, prange
 
 from .. import _threads
-from ._common import FM, coef_at, readonly as _readonly
-from ._math import fexp, fexpm, flog, prefetch
+from ._common import FM, coef_at, define, readonly as _readonly
+from ._math import fcast, fexp, fexpm, flog, prefetch
 from ._threading import call
 
 __all__ = ["ctc_fwd", "ctc_vg"]
@@ -286,11 +295,18 @@ def _probs(lp, t, b, ext, lo, hi, g, ec, p, nxt):
     else:
         _gather(lp, t, b, ext, lo, hi, g)
         _exp_band(g[lo:hi], p[lo:hi])
-        if 0 <= nxt < lp.shape[0]:
-            row = lp[nxt, b]
-            prefetch(row, ext[0])
-            for s in range(max(lo - 2, 0) | 1, hi, 2):
-                prefetch(row, ext[s])
+        _prefetch_labels(lp, nxt, b, ext, lo, hi)
+
+
+@njit(cache=True, error_model="numpy")
+def _prefetch_labels(lp, nxt, b, ext, lo, hi):
+    """Prefetch the cells of log_probs[nxt, b] of the blank and the labels of the band
+    (and the two below it); nxt out of range: none."""
+    if 0 <= nxt < lp.shape[0]:
+        row = lp[nxt, b]
+        prefetch(row, ext[0])
+        for s in range(max(lo - 2, 0) | 1, hi, 2):
+            prefetch(row, ext[s])
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
@@ -318,22 +334,29 @@ def _row_sum_ok(c):
 
 
 @njit(cache=True, error_model="numpy")
-def _lin_alpha(lp, b, il, L, ext, mul_a, g, ec, p, rows, keep, log_scale):
+def _lin_alpha(lp, b, il, L, ext, mul_a, g, ec, rows, keep, log_scale, ptab):
     """Rescaled forward recursion in linear space: (nll, True), or (NaN, False) where the
     sample must be recomputed in log space. Row t of the result is alpha_t divided by
     the product of the row sums before t, whose log is log_scale[t] (kept only with
-    `keep`: rows is then the (T, .) table, else two rows used in turn)."""
+    `keep`: rows is then the (T, .) table, else two rows used in turn; so are the
+    probabilities of the band, in ptab[t], else in ptab[0]: the backward pass reads them
+    back instead of gathering and exponentiating them again, which took ~30% of it at
+    T=500, N=32, C=32, S=100)."""
     for k in range(min(L, 2) + 2 * PAD):
         rows[0, k] = 0.0
     # the band at t = 0: state 0 cannot reach the end when L = 2 il + 1, and for il = 1
     # this row is the last one, whose sum must be the end states' alone
     lo = max(0, L - 2 * il)
     hi = min(L, 2)
-    _probs(lp, 0, b, ext, lo, hi, g, ec, p, AHEAD if AHEAD < il else -1)
+    # t as a variable: a literal 0 made Numba compile _probs (and its callees) a second
+    # time, for Literal[int](0) (1.5 s of the first call)
+    t = np.int64(0)
+    pt = ptab[t if keep else 0]
+    _probs(lp, t, b, ext, lo, hi, g, ec, pt, AHEAD if AHEAD < il else -1)
     c = 0.0
     for s in range(lo, hi):
-        rows[0, PAD + s] = p[s]
-        c += p[s]
+        rows[0, PAD + s] = pt[s]
+        c += pt[s]
     if not _row_sum_ok(c):
         return np.nan, False
     if keep:
@@ -345,13 +368,14 @@ def _lin_alpha(lp, b, il, L, ext, mul_a, g, ec, p, rows, keep, log_scale):
         hi = min(L, 2 * t + 2)
         cur = t if keep else t & 1
         prv = t - 1 if keep else 1 - cur
-        _probs(lp, t, b, ext, lo, hi, g, ec, p, t + AHEAD if t + AHEAD < il else -1)
+        pt = ptab[t if keep else 0]
+        _probs(lp, t, b, ext, lo, hi, g, ec, pt, t + AHEAD if t + AHEAD < il else -1)
         q = rows[prv]
         row = rows[cur]
         row[0] = 0.0
         row[1] = 0.0
         c, bad = _lin_step(q[PAD + lo:PAD + hi], q[PAD + lo - 1:PAD + hi - 1],
-                           q[PAD + lo - 2:PAD + hi - 2], mul_a[lo:hi], p[lo:hi], r,
+                           q[PAD + lo - 2:PAD + hi - 2], mul_a[lo:hi], pt[lo:hi], r,
                            row[PAD + lo:PAD + hi])
         row[PAD + hi] = 0.0
         row[PAD + hi + 1] = 0.0
@@ -366,33 +390,34 @@ def _lin_alpha(lp, b, il, L, ext, mul_a, g, ec, p, rows, keep, log_scale):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _lin_gamma(a, bt, k, e):
-    """e = a bt k (the occupancies of a band); their sum."""
+def _lin_gamma(a, bt, p, k, e, v):
+    """e = a bt k (the occupancies of a band) and v = p bt (beta with this step's
+    probabilities), in one pass over the band (two passes before: ~5% of the value and
+    gradient at T=500, N=32, C=32, S=100); (sum of e, sum of bt, how many p bt
+    underflowed)."""
     total = 0.0
-    for i in range(e.shape[0]):
-        x = a[i] * bt[i] * k
-        e[i] = x
-        total += x
-    return total
-
-
-@njit(cache=True, error_model="numpy", fastmath=FM)
-def _lin_weigh(p, bt, v):
-    """v = p bt (beta with this step's probabilities); (sum of bt, underflows)."""
-    total = 0.0
+    bsum = 0.0
     bad = 0
-    for i in range(v.shape[0]):
-        x = p[i] * bt[i]
+    for i in range(e.shape[0]):
+        b = bt[i]
+        e[i] = a[i] * b * k
+        total += e[i]
+        x = p[i] * b
         v[i] = x
-        total += bt[i]
-        bad += 1 if (x < SAFE_MIN) & (p[i] > 0.0) & (bt[i] > 0.0) else 0
-    return total, bad
+        bsum += b
+        bad += 1 if (x < SAFE_MIN) & (p[i] > 0.0) & (b > 0.0) else 0
+    return total, bsum, bad
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _scaled_exp_row(lpr, cf, out):
+    """out = exp(lpr) cf in lpr's own precision: float32 lanes are twice as many as
+    float64's (C = 1000, rows in cache, 1 thread: 12.2 -> 4.7 ms for 12800 rows, ~70% of
+    the backward pass at T=200, N=64, S=50; within 1 ulp of float32). Only the classes
+    outside the band keep this value, and torch's is a float32 exp too."""
+    k = fcast(lpr[0], cf)
     for c in range(out.shape[0]):
-        out[c] = fexp(np.float64(lpr[c])) * cf
+        out[c] = fexp(lpr[c]) * k
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
@@ -403,6 +428,36 @@ def _blank_gamma(e, first, hi):
     return total
 
 
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _combine_row(lpr, gr, exact, cf, out):
+    """out = (exp(lpr) - gr) cf, or -gr cf for the exact gradient."""
+    if exact:
+        for c in range(out.shape[0]):
+            out[c] = -gr[c] * cf
+    else:
+        for c in range(out.shape[0]):
+            out[c] = (fexp(np.float64(lpr[c])) - gr[c]) * cf
+
+
+@njit(cache=True, error_model="numpy")
+def _grad_row_narrow(lpr, ext, lo, hi, p, e, exact, cf, gr, out):
+    """_grad_row where C is below the band's width (C = 32, 201 states): gamma summed per
+    class in gr (the labels' scatter-adds, the blank's states as one sum), then one
+    vectorised pass over the C classes. Writing each label's cell three times (set,
+    subtract, store) took ~60% of the backward pass at T=500, N=32, C=32, S=100."""
+    for c in range(gr.shape[0]):
+        gr[c] = 0.0
+    # a class of the band at log-prob -inf (p = 0): torch's exp(alpha + beta + nll - lp)
+    # is exp(-inf + inf), NaN, as the log-space path gives
+    for s in range(lo | 1, hi, 2):
+        gr[ext[s]] += e[s] if p[s] > 0.0 else np.nan
+    first_blank = lo + (lo & 1)
+    if first_blank < hi:
+        gb = _blank_gamma(e, first_blank, hi)
+        gr[ext[first_blank]] = gb if p[first_blank] > 0.0 else np.nan
+    _combine_row(lpr, gr, exact, cf, out)
+
+
 @njit(cache=True, error_model="numpy")
 def _grad_row(lpr, ext, lo, hi, p, e, exact, cf, gr, out):
     """out = (exp(lpr) - gamma) cf (or -gamma cf, exact), gamma[c] = sum of e[s] over the
@@ -411,6 +466,9 @@ def _grad_row(lpr, ext, lo, hi, p, e, exact, cf, gr, out):
     sum, the labels in gr. Half the row traffic of filling a float64 row and copying it
     out, and no chain of read-modify-writes through the blank's cell (201 a step at
     S = 100: it took as long as the whole forward recursion)."""
+    if out.shape[0] < hi - lo:
+        _grad_row_narrow(lpr, ext, lo, hi, p, e, exact, cf, gr, out)
+        return
     if exact:
         for c in range(out.shape[0]):
             out[c] = 0.0
@@ -446,8 +504,8 @@ def _lin_back_step(v0, v1, v2, mul, r, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _lin_sample_vg(lp, glp, b, il, L, ext, mul_a, mul_b, g, p, tab, log_scale, bt, v, gr,
-                   e, exact, cf):
+def _lin_sample_vg(lp, glp, b, il, L, ext, mul_a, mul_b, g, p, tab, log_scale, ptab, bt,
+                   v, gr, e, exact, cf):
     """Value and gradient rows t < il of sample b in linear space: (nll, True), or
     (nll, False) where the gradient must be recomputed in log space (rows may be half
     written), nll NaN where the value must be too.
@@ -456,7 +514,7 @@ def _lin_sample_vg(lp, glp, b, il, L, ext, mul_a, mul_b, g, p, tab, log_scale, b
     from t + 1 on), so the occupancy is alpha * bt with no division:
     gamma_t(s) = a_t(s) bt_t(s) exp(log_scale[t] + log B_t + nll), B_t the product of the
     beta row sums after t."""
-    nll, ok = _lin_alpha(lp, b, il, L, ext, mul_a, g, gr, p, tab, True, log_scale)
+    nll, ok = _lin_alpha(lp, b, il, L, ext, mul_a, g, gr, tab, True, log_scale, ptab)
     if not ok:
         return nll, False
     W = L + 2 * PAD
@@ -473,16 +531,18 @@ def _lin_sample_vg(lp, glp, b, il, L, ext, mul_a, mul_b, g, p, tab, log_scale, b
         lo = max(0, L - 2 * (il - t))
         hi = min(L, 2 * t + 2)
         k = np.exp(log_scale[t] + log_b + nll)
-        tot = _lin_gamma(tab[t, PAD + lo:PAD + hi], bt[PAD + lo:PAD + hi], k, e[lo:hi])
+        # p_t over the band, as the forward pass made and checked it: the gradient's
+        # exp(log_probs) at the band's classes, then bt_{t-1}
+        p = ptab[t]
+        if lp.shape[2] >= hi - lo:
+            _prefetch_labels(lp, t - AHEAD, b, ext, lo, hi)
+        tot, d, bad = _lin_gamma(tab[t, PAD + lo:PAD + hi], bt[PAD + lo:PAD + hi], p[lo:hi],
+                                 k, e[lo:hi], v[PAD + lo:PAD + hi])
         if not abs(tot - 1.0) <= GAMMA_SUM_TOL:
             return nll, False
-        # p_t over the band (the forward pass checked it): the gradient's exp(log_probs)
-        # at the band's classes, then bt_{t-1}
-        _probs(lp, t, b, ext, lo, hi, g, gr, p, t - AHEAD)
         _grad_row(lp[t, b], ext, lo, hi, p, e, exact, cf, gr, glp[t, b])
         if t == 0:
             break
-        d, bad = _lin_weigh(p[lo:hi], bt[PAD + lo:PAD + hi], v[PAD + lo:PAD + hi])
         if bad or not _row_sum_ok(d):
             return nll, False
         log_b += flog(d)
@@ -503,46 +563,78 @@ def _item(nll, zero_infinity, scale, b):
 
 
 @njit(cache=True, error_model="numpy")
-def _fwd_worker(w, nw, lp, tp, il, tl, scale, blank, zero_infinity, linear, items, in_log,
-                ext, sa, sb, ma, mb, g, ec, p, rows):
-    for b in range(w, lp.shape[1], nw):
+def _lin_fwd_worker(w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, items, lin_nll,
+                    in_log, ext, sa, sb, ma, mb, g, ec, p, rows):
+    """Forward values of samples idx[w::nw] in linear space; in_log[b] = 1 where sample b
+    must be computed in log space (by _log_fwd_worker)."""
+    for i in range(w, idx.shape[0], nw):
+        b = idx[i]
         L = _setup(tp, b, tl[b], blank, ext[w], sa[w], sb[w], ma[w], mb[w])
         nll, ok = np.nan, False
-        if linear and il[b] > 0 and L <= 2 * il[b] + 1:
-            # two rows, no log_scale kept (p[w] stands in for it, never written)
-            nll, ok = _lin_alpha(lp, b, il[b], L, ext[w], ma[w], g[w], ec[w], p[w],
-                                 rows[w], False, p[w])
-        if not ok:
-            nll = _alpha_rows(lp, b, il[b], L, ext[w], sa[w], g[w], rows[w])
+        if il[b] > 0 and L <= 2 * il[b] + 1:
+            # two rows, no log_scale kept (p[w, 0] stands in for it, never written), the
+            # probabilities of each step in p[w, 0]
+            nll, ok = _lin_alpha(lp, b, il[b], L, ext[w], ma[w], g[w], ec[w], rows[w], False,
+                                 p[w, 0], p[w])
+        if ok:
+            items[b] = _item(nll, zero_infinity, scale, b)
+        else:
             in_log[b] = 1
+
+
+@njit(cache=True, error_model="numpy")
+def _log_fwd_worker(w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, items, lin_nll,
+                    in_log, ext, sa, sb, ma, mb, g, ec, p, rows):
+    """Forward values of samples idx[w::nw] in log space."""
+    for i in range(w, idx.shape[0], nw):
+        b = idx[i]
+        L = _setup(tp, b, tl[b], blank, ext[w], sa[w], sb[w], ma[w], mb[w])
+        nll = _alpha_rows(lp, b, il[b], L, ext[w], sa[w], g[w], rows[w])
         items[b] = _item(nll, zero_infinity, scale, b)
 
 
 @njit(cache=True, error_model="numpy")
-def _vg_worker(w, nw, lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gscale,
-               gvec, items, in_log, glp, ext, sa, sb, ma, mb, g, p, tab, log_scale, beta,
-               v, gr, e):
+def _lin_vg_worker(w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, exact, gscale,
+                   gvec, items, lin_nll, in_log, glp, ext, sa, sb, ma, mb, g, p, tab,
+                   log_scale, ptab, beta, v, gr, e):
+    """Values and gradients of samples idx[w::nw] in linear space; in_log[b] = 1 where
+    sample b must be computed in log space, lin_nll[b] its linear-space value (NaN where
+    the forward pass failed too)."""
     T, C = lp.shape[0], lp.shape[2]
-    for b in range(w, lp.shape[1], nw):
+    for i in range(w, idx.shape[0], nw):
+        b = idx[i]
         L = _setup(tp, b, tl[b], blank, ext[w], sa[w], sb[w], ma[w], mb[w])
         cf = coef_at(gscale, gvec, b) * (scale[b] if scale.shape[0] else 1.0)
         nll, ok = np.nan, False
-        if linear and il[b] > 0 and L <= 2 * il[b] + 1:
+        if il[b] > 0 and L <= 2 * il[b] + 1:
             nll, ok = _lin_sample_vg(lp, glp, b, il[b], L, ext[w], ma[w], mb[w], g[w], p[w],
-                                     tab[w], log_scale[w], beta[w, 0], v[w], gr[w], e[w],
-                                     exact, cf)
-            if ok:
-                for t in range(il[b], T):
-                    for c in range(C):
-                        glp[t, b, c] = 0.0
-        if not ok:
-            nll_log = _ctc_sample_vg(lp, glp, b, il[b], L, ext[w], sa[w], sb[w], g[w],
-                                     tab[w], beta[w], gr[w], e[w], zero_infinity, exact, cf)
-            # the value as the forward-only call computes it: linear space where its
-            # forward pass held, and only the gradient came from log space
-            nll = nll_log if np.isnan(nll) else nll
+                                     tab[w], log_scale[w], ptab[w], beta[w, 0], v[w], gr[w],
+                                     e[w], exact, cf)
+        if ok:
+            for t in range(il[b], T):
+                for c in range(C):
+                    glp[t, b, c] = 0.0
+            items[b] = _item(nll, zero_infinity, scale, b)
+        else:
+            lin_nll[b] = nll
             in_log[b] = 1
-        items[b] = _item(nll, zero_infinity, scale, b)
+
+
+@njit(cache=True, error_model="numpy")
+def _log_vg_worker(w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, exact, gscale,
+                   gvec, items, lin_nll, in_log, glp, ext, sa, sb, ma, mb, g, p, tab,
+                   log_scale, ptab, beta, v, gr, e):
+    """Values and gradients of samples idx[w::nw] in log space."""
+    for i in range(w, idx.shape[0], nw):
+        b = idx[i]
+        L = _setup(tp, b, tl[b], blank, ext[w], sa[w], sb[w], ma[w], mb[w])
+        cf = coef_at(gscale, gvec, b) * (scale[b] if scale.shape[0] else 1.0)
+        nll_log = _ctc_sample_vg(lp, glp, b, il[b], L, ext[w], sa[w], sb[w], g[w], tab[w],
+                                 beta[w], gr[w], e[w], zero_infinity, exact, cf)
+        # the value as the forward-only call computes it: linear space where its forward
+        # pass held, and only the gradient came from log space
+        nll = lin_nll[b]
+        items[b] = _item(nll_log if np.isnan(nll) else nll, zero_infinity, scale, b)
 
 
 @njit(cache=True, error_model="numpy")
@@ -555,50 +647,28 @@ def _finish(items, loss_out):
     return total
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def _ctc_fwd_par(lp, tp, il, tl, scale, blank, zero_infinity, linear, nw, L_max, loss_out,
-                 in_log):
-    n = lp.shape[1]
-    items = np.empty(n)
+# The drivers: one workspace allocated per call, sliced per worker, and the workers run
+# by prange (parallel) or range (serial: the same workers one after the other, the same
+# bits). Each path has its own pair, so that a call compiles only what it runs: the
+# log-space recursion (~1.5 s of the forward's first call, ~5 s of the value and
+# gradient's, empty cache, under load) only once a sample needs it.
+_FWD_ARGS = ("idx, lp, tp, il, tl, scale, blank, zero_infinity, items, lin_nll, in_log, "
+             "nw, L_max")
+_FWD_WORKSPACE = """
     ext = np.empty((nw, L_max), np.int64)
     sa = np.empty((nw, L_max))
     sb = np.empty((nw, L_max))
     ma = np.empty((nw, L_max))
     mb = np.empty((nw, L_max))
     g = np.empty((nw, L_max))
-    p = np.empty((nw, L_max))
+    p = np.empty((nw, 1, L_max))
     ec = np.empty((nw, lp.shape[2]))
-    rows = np.empty((nw, 2, L_max + 2 * PAD))
-    for w in prange(nw):
-        _fwd_worker(w, nw, lp, tp, il, tl, scale, blank, zero_infinity, linear, items, in_log,
-                    ext, sa, sb, ma, mb, g, ec, p, rows)
-    return _finish(items, loss_out)
-
-
-@njit(cache=True, error_model="numpy")
-def _ctc_fwd_ser(lp, tp, il, tl, scale, blank, zero_infinity, linear, nw, L_max, loss_out,
-                 in_log):
-    n = lp.shape[1]
-    items = np.empty(n)
-    ext = np.empty((1, L_max), np.int64)
-    sa = np.empty((1, L_max))
-    sb = np.empty((1, L_max))
-    ma = np.empty((1, L_max))
-    mb = np.empty((1, L_max))
-    g = np.empty((1, L_max))
-    p = np.empty((1, L_max))
-    ec = np.empty((1, lp.shape[2]))
-    rows = np.empty((1, 2, L_max + 2 * PAD))
-    _fwd_worker(0, 1, lp, tp, il, tl, scale, blank, zero_infinity, linear, items, in_log, ext,
-                sa, sb, ma, mb, g, ec, p, rows)
-    return _finish(items, loss_out)
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def _ctc_vg_par(lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gscale, gvec, nw,
-                L_max, loss_out, glp, in_log):
-    n, T, C = lp.shape[1], lp.shape[0], lp.shape[2]
-    items = np.empty(n)
+    rows = np.empty((nw, 2, L_max + 2 * PAD))"""
+_FWD_CALL = ("w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, items, lin_nll, "
+             "in_log, ext, sa, sb, ma, mb, g, ec, p, rows")
+_VG_ARGS = ("idx, lp, tp, il, tl, scale, blank, zero_infinity, exact, gscale, gvec, items, "
+            "lin_nll, in_log, glp, nw, L_max")
+_VG_WORKSPACE = """
     ext = np.empty((nw, L_max), np.int64)
     sa = np.empty((nw, L_max))
     sb = np.empty((nw, L_max))
@@ -607,47 +677,65 @@ def _ctc_vg_par(lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gsca
     g = np.empty((nw, L_max))
     p = np.empty((nw, L_max))
     e = np.empty((nw, L_max))
-    tab = np.empty((nw, T, L_max + 2 * PAD))
-    log_scale = np.empty((nw, T))
+    tab = np.empty((nw, lp.shape[0], L_max + 2 * PAD))
+    log_scale = np.empty((nw, lp.shape[0]))
+    ptab = np.empty((nw, lp.shape[0], L_max))
     beta = np.empty((nw, 2, L_max + 2 * PAD))
     v = np.empty((nw, L_max + 2 * PAD))
-    gr = np.empty((nw, C))
-    for w in prange(nw):
-        _vg_worker(w, nw, lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gscale,
-                   gvec, items, in_log, glp, ext, sa, sb, ma, mb, g, p, tab, log_scale, beta,
-                   v, gr, e)
-    return _finish(items, loss_out)
-
-
-@njit(cache=True, error_model="numpy")
-def _ctc_vg_ser(lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gscale, gvec, nw,
-                L_max, loss_out, glp, in_log):
-    n, T, C = lp.shape[1], lp.shape[0], lp.shape[2]
-    items = np.empty(n)
-    ext = np.empty((1, L_max), np.int64)
-    sa = np.empty((1, L_max))
-    sb = np.empty((1, L_max))
-    ma = np.empty((1, L_max))
-    mb = np.empty((1, L_max))
-    g = np.empty((1, L_max))
-    p = np.empty((1, L_max))
-    e = np.empty((1, L_max))
-    tab = np.empty((1, T, L_max + 2 * PAD))
-    log_scale = np.empty((1, T))
-    beta = np.empty((1, 2, L_max + 2 * PAD))
-    v = np.empty((1, L_max + 2 * PAD))
-    gr = np.empty((1, C))
-    _vg_worker(0, 1, lp, tp, il, tl, scale, blank, zero_infinity, exact, linear, gscale, gvec,
-               items, in_log, glp, ext, sa, sb, ma, mb, g, p, tab, log_scale, beta, v, gr, e)
-    return _finish(items, loss_out)
+    gr = np.empty((nw, lp.shape[2]))"""
+_VG_CALL = ("w, nw, idx, lp, tp, il, tl, scale, blank, zero_infinity, exact, gscale, gvec, "
+            "items, lin_nll, in_log, glp, ext, sa, sb, ma, mb, g, p, tab, log_scale, ptab, "
+            "beta, v, gr, e")
+_DRIVER = """
+@njit(cache=True, error_model="numpy"{opts})
+def {name}({args}):{workspace}
+    # {loop}(0, nw), not {loop}(nw): prange(nw)'s index is uint64 in the parallel body,
+    # and the worker compiled a second time for it
+    for w in {loop}(0, nw):
+        {worker}({call})
+"""
+for _path in ("lin", "log"):
+    for _kind, _args, _ws, _call in (("fwd", _FWD_ARGS, _FWD_WORKSPACE, _FWD_CALL),
+                                     ("vg", _VG_ARGS, _VG_WORKSPACE, _VG_CALL)):
+        for _suffix, _opts, _loop in (("par", ", parallel=True", "prange"),
+                                      ("ser", "", "range")):
+            define(globals(), _DRIVER.format(
+                opts=_opts, name=f"_{_path}_{_kind}_{_suffix}", args=_args, workspace=_ws,
+                loop=_loop, worker=f"_{_path}_{_kind}_worker", call=_call))
 
 
 def _plan(lp, tl):
-    """(workers, longest extended target, work) for a call."""
+    """(workers, longest extended target, work per sample) for a call."""
     n = lp.shape[1]
     L_max = 2 * (int(tl.max()) if tl.size else 0) + 1
     nw = max(1, min(n, _threads.get_num_threads()))
-    return nw, L_max, lp.shape[0] * n * (L_max + lp.shape[2])
+    return nw, L_max, lp.shape[0] * (L_max + lp.shape[2])
+
+
+def _run(kind, lp, tl, head, tail):
+    """Run the `kind` ("fwd", "vg") drivers, with arguments `head` before the per-sample
+    outputs and `tail` after them: every sample in linear space (unless LINEAR is off),
+    then the samples it could not hold in log space; the per-sample losses."""
+    nw, L_max, work = _plan(lp, tl)
+    n = lp.shape[1]
+    items = np.empty(n)
+    lin_nll = np.full(n, np.nan)
+    in_log = np.zeros(n, np.int8)
+    idx = np.arange(n, dtype=np.int64)
+    if LINEAR:
+        g = globals()
+        call(g[f"_lin_{kind}_par"], g[f"_lin_{kind}_ser"], work * n if nw > 1 else 0,
+             idx, *head, items, lin_nll, in_log, *tail, nw, L_max)
+        idx = np.flatnonzero(in_log).astype(np.int64)
+    else:
+        in_log[:] = 1
+    if idx.size:
+        g = globals()
+        nwl = max(1, min(idx.size, nw))
+        call(g[f"_log_{kind}_par"], g[f"_log_{kind}_ser"], work * idx.size if nwl > 1 else 0,
+             idx, *head, items, lin_nll, in_log, *tail, nwl, L_max)
+    _count(in_log)
+    return items
 
 
 def _count(in_log):
@@ -658,21 +746,13 @@ def _count(in_log):
 
 def ctc_fwd(lp, tp, il, tl, scale, blank, zero_infinity, exact_grad, loss_out):
     lp, tp, il, tl, scale = (_readonly(a) for a in (lp, tp, il, tl, scale))
-    nw, L_max, work = _plan(lp, tl)
-    in_log = np.zeros(lp.shape[1], np.int8)
-    total = call(_ctc_fwd_par, _ctc_fwd_ser, work if nw > 1 else 0, lp, tp, il, tl, scale,
-                 blank, bool(zero_infinity), bool(LINEAR), nw, L_max, loss_out, in_log)
-    _count(in_log)
-    return total
+    items = _run("fwd", lp, tl, (lp, tp, il, tl, scale, blank, bool(zero_infinity)), ())
+    return _finish(items, loss_out)
 
 
 def ctc_vg(lp, tp, il, tl, scale, blank, zero_infinity, exact_grad, gscale, gvec, loss_out,
            glp):
     lp, tp, il, tl, scale = (_readonly(a) for a in (lp, tp, il, tl, scale))
-    nw, L_max, work = _plan(lp, tl)
-    in_log = np.zeros(lp.shape[1], np.int8)
-    total = call(_ctc_vg_par, _ctc_vg_ser, work if nw > 1 else 0, lp, tp, il, tl, scale,
-                 blank, bool(zero_infinity), bool(exact_grad), bool(LINEAR), float(gscale),
-                 gvec, nw, L_max, loss_out, glp, in_log)
-    _count(in_log)
-    return total
+    items = _run("vg", lp, tl, (lp, tp, il, tl, scale, blank, bool(zero_infinity),
+                                bool(exact_grad), float(gscale), gvec), (glp,))
+    return _finish(items, loss_out)
