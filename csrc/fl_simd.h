@@ -62,23 +62,7 @@ typedef uint64_t v4du __attribute__((vector_size(32)));
 #define DGETEXP(x) ((v4df)_mm256_getexp_pd((__m256d)(x)))
 #define DGETMANT(x) ((v4df)_mm256_getmant_pd((__m256d)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
 #endif
-#include "fl_vmath.inc"
-#undef FV
-#undef FI
-#undef FU
-#undef FW
-#undef FS
-#undef SI
-#undef DV
-#undef DI
-#undef DU
-#undef DW
-#undef DS
-#undef DIS
-#undef FGETEXP
-#undef FGETMANT
-#undef DGETEXP
-#undef DGETMANT
+#include "fl_vmath.inc"   /* which undefines its parameters */
 
 /* All lanes from p, elements `stride` apart: element inserts, which unlike a store to a
  * buffer and a vector load do not stall on store-to-load forwarding. */
@@ -384,23 +368,7 @@ typedef uint64_t v8du __attribute__((vector_size(64)));
 #define FGETMANT(x) ((v16sf)_mm512_getmant_ps((__m512)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
 #define DGETEXP(x) ((v8df)_mm512_getexp_pd((__m512d)(x)))
 #define DGETMANT(x) ((v8df)_mm512_getmant_pd((__m512d)(x), _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src))
-#include "fl_vmath.inc"
-#undef FV
-#undef FI
-#undef FU
-#undef FW
-#undef FS
-#undef SI
-#undef DV
-#undef DI
-#undef DU
-#undef DW
-#undef DS
-#undef DIS
-#undef FGETEXP
-#undef FGETMANT
-#undef DGETEXP
-#undef DGETMANT
+#include "fl_vmath.inc"   /* which undefines its parameters */
 
 /* (v)maxps / (v)maxpd: the second operand where either is NaN, as max_f32 */
 FL_INLINE v16sf max_f32x16(v16sf a, v16sf b) { return (v16sf)_mm512_max_ps((__m512)a, (__m512)b); }
